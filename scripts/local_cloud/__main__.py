@@ -1,0 +1,89 @@
+"""``python -m local_cloud up``: the engine on this machine, in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from local_cloud.cloud import LocalCloud
+from local_cloud.demo import seed_and_describe
+from local_cloud.terraform import LOCAL_TFVARS, Workspace
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local_cloud", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="emulator + terraform apply + runner, until Ctrl-C")
+    up.add_argument("--workspace", default="local", help="Terraform workspace (also the API stage)")
+    up.add_argument("--tfvars", default=LOCAL_TFVARS, help="file under terraform/workspaces/")
+    up.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="extra -var")
+    up.add_argument("--api-port", type=int, default=int(os.environ.get("AI_COMMS_API_PORT", "8080")))
+    up.add_argument(
+        "--emulator-port", type=int, default=int(os.environ.get("AI_COMMS_EMULATOR_PORT", "5000"))
+    )
+    up.add_argument("--reuse-emulator", action="store_true", help="adopt a moto server already on the port")
+    up.add_argument("--no-seed", action="store_true", help="skip the demo data")
+    return parser.parse_args(argv)
+
+
+def up(args: argparse.Namespace) -> int:
+    pairs = [str(item).split("=", 1) for item in args.var]
+    if any(len(pair) != 2 for pair in pairs):
+        raise SystemExit("--var expects NAME=VALUE")
+    workspace = Workspace(args.workspace, args.tfvars, tuple((name, value) for name, value in pairs))
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    # Both explicitly: a shell that starts us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    started = time.monotonic()
+    cloud = LocalCloud()
+    try:
+        cloud.start(args.emulator_port, args.api_port, [workspace], reuse_emulator=args.reuse_emulator)
+        assert cloud.runner is not None and cloud.runner.topology is not None
+        topology = cloud.runner.topology
+        print(f"emulator:   {cloud.endpoint_url}", flush=True)
+        print(f"apply:      {cloud.terraform.apply_seconds.get(workspace.name, 0.0):.1f} s", flush=True)
+        print(
+            f"runner:     {len(topology.functions)} functions, {len(cloud.runner.pollers)} SQS mappings, "
+            f"{len(topology.routes)} routes",
+            flush=True,
+        )
+        endpoints = seed_and_describe(cloud, seed=not args.no_seed)
+        described = json.loads(endpoints.read_text())
+        print(f"api:        {described['api_base_url']}", flush=True)
+        for channel, url in described["webhook_urls"].items():
+            print(f"webhook:    {channel} -> {url}", flush=True)
+        print(f"endpoints:  {endpoints}", flush=True)
+        print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C to stop", flush=True)
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        print("stopping...", flush=True)
+        cloud.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # boto's own chatter would drown the function logs.
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = parse_args(argv)
+    if args.command == "up":
+        return up(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

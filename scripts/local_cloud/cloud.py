@@ -1,0 +1,164 @@
+"""``LocalCloud``: the whole local stack in one object, shared by the e2e tests and ``make local``.
+
+Order matters: the emulator first, then ``terraform apply`` of each workspace against it (in
+parallel: separate state files, no shared ``workspace select``), then the runner, which reads back
+what Terraform created. ``stop`` undoes it in reverse, each step bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from local_cloud.artifacts import MANIFEST_NAME
+from local_cloud.emulator import Emulator
+from local_cloud.runner import DEFAULT_REGION, Runner
+from local_cloud.terraform import Terraform, Workspace
+
+LOG = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WorkspaceLike = Workspace | tuple[str, str, dict[str, str] | None] | str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def as_workspace(value: WorkspaceLike) -> Workspace:
+    if isinstance(value, Workspace):
+        return value
+    if isinstance(value, str):
+        return Workspace(value)
+    name, tfvars, extra = value
+    return Workspace(name, tfvars, tuple(sorted((extra or {}).items())))
+
+
+class LocalCloud:
+    """Emulator + Terraform workspaces + runner. Use ``with LocalCloud().start(...) as cloud:``."""
+
+    def __init__(
+        self,
+        root: Path = REPO_ROOT,
+        build_dir: Path | None = None,
+        work_dir: Path | None = None,
+        region: str = DEFAULT_REGION,
+    ) -> None:
+        self.root = root.resolve()
+        self.build_dir = (build_dir or self.root / "build").resolve()
+        self.work_dir = (work_dir or self.root / ".local").resolve()
+        self.region = region
+        self.terraform = Terraform(self.root / "terraform")
+        self.emulator: Emulator | None = None
+        self.runner: Runner | None = None
+        self.workspaces: list[Workspace] = []
+        self.outputs: dict[str, dict[str, Any]] = {}
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self.emulator is not None, "start() first"
+        return self.emulator.url
+
+    def api_base_url(self, workspace: str) -> str:
+        """http://127.0.0.1:<port>/<stage>: where that workspace's REST API is served locally."""
+        assert self.runner is not None, "start() first"
+        stage = self.outputs.get(workspace, {}).get("api_stage", workspace)
+        return f"{self.runner.api_base_url}/{stage}"
+
+    def start(
+        self,
+        emulator_port: int = 5000,
+        api_port: int = 8080,
+        workspaces: Iterable[WorkspaceLike] = ("local",),
+        reuse_emulator: bool = False,
+        pollers: bool = True,
+    ) -> LocalCloud:
+        """Bring everything up; on any failure, tear down what was started and re-raise.
+
+        Port 0 picks a free port (tests run beside ``make local`` without clashing).
+        """
+        self.workspaces = [as_workspace(w) for w in workspaces]
+        if not (self.build_dir / MANIFEST_NAME).is_file():
+            raise FileNotFoundError(
+                f"{self.build_dir / MANIFEST_NAME} missing: run `python scripts/build.py`"
+            )
+        self._default_cli_config()
+        try:
+            self.emulator = Emulator(
+                emulator_port or free_port(),
+                log_file=self.work_dir / "logs" / "emulator.log",
+                reuse=reuse_emulator,
+            )
+            self.emulator.start()
+            LOG.info("emulator ready at %s", self.emulator.url)
+            fresh = not self.emulator.adopted
+            with ThreadPoolExecutor(max_workers=max(len(self.workspaces), 1)) as pool:
+                futures = {
+                    w.name: pool.submit(self.terraform.apply, w, self.emulator.url, fresh)
+                    for w in self.workspaces
+                }
+                self.outputs = {name: future.result() for name, future in futures.items()}
+            # The tfvars may move the region; the runner must read back from the same one.
+            regions = {o["region"] for o in self.outputs.values() if o.get("region")}
+            if len(regions) > 1:
+                raise ValueError(
+                    f"workspaces use several regions {sorted(regions)}; start one cloud per region"
+                )
+            self.region = regions.pop() if regions else self.region
+            self.runner = Runner(
+                self.emulator.url,
+                self.build_dir,
+                self.work_dir,
+                region=self.region,
+                api_port=api_port,
+                log_dir=self.work_dir / "logs",
+                pollers=pollers,
+                binary_media_types={
+                    str(outputs["api_id"]): tuple(outputs.get("api_binary_media_types") or ())
+                    for outputs in self.outputs.values()
+                    if "api_id" in outputs
+                },
+            )
+            self.runner.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Runner first (no new work), then the emulator (which takes all cloud state with it)."""
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+        if self.emulator is not None:
+            adopted = self.emulator.adopted
+            self.emulator.stop()
+            self.emulator = None
+            if not adopted:
+                # The resources died with the emulator; stale state would only confuse the next apply.
+                for workspace in self.workspaces:
+                    self.terraform.forget(workspace.name)
+
+    def _default_cli_config(self) -> None:
+        # `make` exports TF_CLI_CONFIG_FILE; a direct `python -m local_cloud` should find the same file.
+        config = self.work_dir / "terraform.rc"
+        if "TF_CLI_CONFIG_FILE" not in os.environ and config.is_file():
+            os.environ["TF_CLI_CONFIG_FILE"] = str(config)
+
+    def __enter__(self) -> LocalCloud:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,286 @@
+"""The Lambda service stand-in: runs deployed functions from the built artifacts the emulator points at.
+
+moto records functions, layers, mappings and APIs but cannot execute code without Docker. The runner
+reads those records, insists that each function's and layer's CodeSha256 is a file in build/ (so the
+code that runs is exactly the code Terraform deployed), unpacks them under .local/lambda/<function>/,
+and then drives the functions: SQS pollers, the HTTP API front, and direct ``invoke`` for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local_cloud.api_front import ApiFront
+from local_cloud.artifacts import Artifact, load_manifest
+from local_cloud.discovery import FunctionRecord, Topology, discover
+from local_cloud.logs import FunctionLogs
+from local_cloud.sqs_poller import SqsPoller
+from local_cloud.worker import Invocation, Worker, WorkerSpec
+
+LOG = logging.getLogger(__name__)
+DEFAULT_REGION = "eu-west-1"
+_STAMP = ".code-sha256"
+
+
+class PackagingError(RuntimeError):
+    """A deployed function or layer whose code is not one of the built artifacts."""
+
+
+def aws_client(service: str, endpoint_url: str, region: str) -> Any:
+    # boto3's stubs only accept literal service names; this helper serves several.
+    factory: Any = boto3.client
+    return factory(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",  # noqa: S106 - the emulator accepts any credentials
+    )
+
+
+def unpack(artifact_zip: Path, target: Path, code_sha256: str) -> None:
+    """Extract once per code hash; a matching stamp means the folder already holds that code."""
+    stamp = target / _STAMP
+    if stamp.is_file() and stamp.read_text() == code_sha256:
+        return
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    with zipfile.ZipFile(artifact_zip) as archive:
+        archive.extractall(target)
+    stamp.write_text(code_sha256)
+
+
+class Runner:
+    """Discover, unpack, serve. Construct, call ``start()``, use, then ``stop()``.
+
+    ``stats`` lists every ``Invocation`` (cold start, init and duration timings) in order.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        build_dir: Path,
+        work_dir: Path,
+        *,
+        region: str = DEFAULT_REGION,
+        api_host: str = "127.0.0.1",
+        api_port: int = 8080,
+        log_dir: Path | None = None,
+        pollers: bool = True,
+        binary_media_types: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        # moto drops an API's binaryMediaTypes; the caller passes them (by API id) from Terraform.
+        self._binary_media_types = binary_media_types or {}
+        self.build_dir = build_dir.resolve()
+        self.work_dir = work_dir.resolve()
+        self.region = region
+        self.log_dir = log_dir
+        self._api_host = api_host
+        self._api_port = api_port
+        self._want_pollers = pollers
+        self.topology: Topology | None = None
+        self.workers: dict[str, Worker] = {}
+        self.pollers: list[SqsPoller] = []
+        self.api: ApiFront | None = None
+        self.stats: list[Invocation] = []
+        # Every event with its outcome, so tests can see what a function consumed from a queue.
+        self.history: list[tuple[Any, Invocation]] = []
+        self._stats_lock = threading.Lock()
+        self._logs: dict[str, FunctionLogs] = {}
+        self._apigateway: Any = None
+
+    def client(self, service: str) -> Any:
+        return aws_client(service, self.endpoint_url, self.region)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Topology:
+        """Discover everything, unpack artifacts, start the API front and the pollers."""
+        lambda_client = self.client("lambda")
+        # Made here, on one thread: boto3 clients are thread-safe, creating them is not.
+        self._apigateway = self.client("apigateway")
+        account_id = self.client("sts").get_caller_identity()["Account"]
+        topology = discover(lambda_client, self._apigateway, self.region, account_id)
+        routes = [
+            replace(route, binary_media_types=self._binary_media_types[route.api_id])
+            if not any(route.binary_media_types) and route.api_id in self._binary_media_types
+            else route
+            for route in topology.routes
+        ]
+        topology = replace(topology, routes=routes)
+        self.topology = topology
+        manifest = load_manifest(self.build_dir)
+        self.workers = {
+            name: self._prepare(function, manifest) for name, function in topology.functions.items()
+        }
+        self.api = ApiFront(
+            topology.routes,
+            topology.account_id,
+            self.invoke_arn,
+            self._key_allowed,
+            host=self._api_host,
+            port=self._api_port,
+        )
+        self.api.start()
+        if self._want_pollers:
+            sqs = self.client("sqs")
+            for mapping in topology.mappings:
+                if mapping.enabled:
+                    poller = SqsPoller(mapping, sqs, self.region, self.invoke_arn)
+                    poller.start()
+                    self.pollers.append(poller)
+        LOG.info(
+            "runner: %d functions, %d SQS mappings, %d routes, API at %s",
+            len(topology.functions),
+            len(self.pollers),
+            len(topology.routes),
+            self.api.base_url,
+        )
+        return topology
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop pollers first (no new invokes), then the API front, then the workers."""
+        for poller in self.pollers:
+            poller.stop()
+        for poller in self.pollers:
+            poller.join(timeout)
+        self.pollers = []
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        for worker in self.workers.values():
+            worker.stop()
+        for logs in self._logs.values():
+            logs.close()
+
+    # -- invoking ----------------------------------------------------------------------------------
+
+    def invoke(self, function_name: str, event: Any) -> Invocation:
+        """Invoke by function name, synchronously, as the Invoke API's RequestResponse would."""
+        invocation = self.workers[function_name].invoke(event)
+        with self._stats_lock:
+            self.stats.append(invocation)
+            self.history.append((event, invocation))
+        return invocation
+
+    def invoke_arn(self, function_arn: str, event: Any) -> Invocation:
+        assert self.topology is not None
+        return self.invoke(self.topology.function_by_arn(function_arn).name, event)
+
+    @property
+    def api_base_url(self) -> str:
+        assert self.api is not None
+        return self.api.base_url
+
+    # -- preparation -------------------------------------------------------------------------------
+
+    def _artifact(self, manifest: dict[str, Artifact], code_sha256: str, what: str) -> Path:
+        artifact = manifest.get(code_sha256)
+        if artifact is None:
+            raise PackagingError(
+                f"{what} has CodeSha256 {code_sha256}, which matches no artifact in {self.build_dir}: "
+                "rebuild (python scripts/build.py) and re-apply"
+            )
+        return self.build_dir / artifact.path
+
+    def _prepare(self, function: FunctionRecord, manifest: dict[str, Artifact]) -> Worker:
+        assert self.topology is not None
+        code_zip = self._artifact(manifest, function.code_sha256, f"function {function.name}")
+        base = self.work_dir / "lambda" / function.name
+        unpack(code_zip, base / "code", function.code_sha256)
+        layer_dir = base / "layer"
+        shared = self._unpack_layers(function, manifest)
+        if layer_dir.is_symlink() or layer_dir.is_file():
+            layer_dir.unlink()
+        elif layer_dir.exists():
+            shutil.rmtree(layer_dir)
+        layer_dir.symlink_to(shared, target_is_directory=True)
+        logs = self._logs[function.name] = FunctionLogs(function.name, self.log_dir)
+        spec = WorkerSpec(
+            function_name=function.name,
+            function_arn=function.arn,
+            timeout_seconds=float(function.timeout),
+            code_dir=base / "code",
+            layer_python_dir=layer_dir / "python",
+            runtime_dir=self.build_dir / "runtime",
+            environment=self._environment(function),
+        )
+        return Worker(spec, logs)
+
+    def _unpack_layers(self, function: FunctionRecord, manifest: dict[str, Artifact]) -> Path:
+        """Extract a function's layers once per distinct set, shared through <fn>/layer symlinks.
+
+        The layer is ~100 MB unpacked and every function of every workspace uses the same one, so
+        one extraction per content hash saves seconds and disk on each start.
+        """
+        assert self.topology is not None
+        hashes = [self.topology.layers[arn].code_sha256 for arn in function.layer_arns]
+        stamp = "+".join(hashes)
+        target = self.work_dir / "lambda" / ".layers" / hashlib.sha256(stamp.encode()).hexdigest()[:16]
+        if (target / _STAMP).is_file() and (target / _STAMP).read_text() == stamp:
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        # Extract beside the target and rename: runners in parallel test processes may race here.
+        staging = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        # Later layers overwrite earlier ones, like Lambda's merge into /opt.
+        for arn, code_sha256 in zip(function.layer_arns, hashes, strict=True):
+            layer_zip = self._artifact(manifest, code_sha256, f"layer {arn} of {function.name}")
+            with zipfile.ZipFile(layer_zip) as archive:
+                archive.extractall(staging)
+        (staging / _STAMP).write_text(stamp)
+        try:
+            staging.rename(target)
+        except OSError:
+            shutil.rmtree(staging)  # another runner finished the same extraction first
+        return target
+
+    def _environment(self, function: FunctionRecord) -> dict[str, str]:
+        """The function's variables plus what the Lambda runtime defines; nothing from this process."""
+        env = dict(function.environment)
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_REGION": self.region,
+                "AWS_LAMBDA_FUNCTION_NAME": function.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+                "_HANDLER": function.handler,
+                "LAMBDA_TASK_ROOT": str(self.work_dir / "lambda" / function.name / "code"),
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "TZ": "UTC",
+                "LANG": "en_US.UTF-8",
+            }
+        )
+        return env
+
+    def _key_allowed(self, api_id: str, stage: str, presented: str) -> bool:
+        """Read keys and usage plans at request time, so keys created after start count."""
+        apigateway = self._apigateway
+        key_ids: set[str] = set()
+        for plan in apigateway.get_usage_plans().get("items", []):
+            if any(s.get("apiId") == api_id and s.get("stage") == stage for s in plan.get("apiStages", [])):
+                for key in apigateway.get_usage_plan_keys(usagePlanId=plan["id"]).get("items", []):
+                    key_ids.add(key["id"])
+        for key in apigateway.get_api_keys(includeValues=True).get("items", []):
+            if key["id"] in key_ids and key.get("enabled", False) and key.get("value") == presented:
+                return True
+        return False

@@ -1,0 +1,171 @@
+"""The Lambda SQS event source mapping, played by one polling thread per enabled mapping.
+
+Semantics kept from the service: batches of up to min(BatchSize, 10) messages, the real SQS event
+shape, successful messages deleted, a failed invocation deletes nothing (the messages reappear after
+the visibility timeout and the queue's redrive policy moves them to the DLQ), and with
+ReportBatchItemFailures only the reported items stay. Not kept: batching windows and scaling out to
+several concurrent batches (one worker per function serves them one at a time).
+
+moto quirk (5.2.5): when a message arrives on a queue with an enabled mapping, moto itself receives
+it once and tries to run the function in Docker; without Docker that fails and moto makes the
+message visible again, but its ApproximateReceiveCount has gone up by one. So a message that keeps
+failing here can reach the DLQ after maxReceiveCount - 1 handler attempts (AWS: maxReceiveCount).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from local_cloud.discovery import MappingRecord
+
+LOG = logging.getLogger(__name__)
+# Short long-polls keep shutdown quick while still not spinning on an empty queue.
+WAIT_SECONDS = 1
+_LAMBDA_ATTRIBUTES = (
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SenderId",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+)
+
+
+def queue_url_for(sqs: Any, queue_arn: str) -> str:
+    _, _, _, _, account, name = queue_arn.split(":", 5)
+    return str(sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
+
+
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    # Lambda spells SQS message attributes in camelCase and always lists the (unused) list fields.
+    attribute: dict[str, Any] = {
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": value["DataType"],
+    }
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    return attribute
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One element of the ``Records`` list Lambda passes for an SQS batch."""
+    attributes = message.get("Attributes", {})
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": {name: attributes[name] for name in _LAMBDA_ATTRIBUTES if name in attributes},
+        "messageAttributes": {
+            name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def messages_to_delete(
+    messages: list[dict[str, Any]], invocation: Any, report_batch_item_failures: bool
+) -> list[dict[str, Any]]:
+    """Which messages the service would delete after this invocation."""
+    if invocation.error is not None:
+        return []
+    if not report_batch_item_failures:
+        return messages
+    result = invocation.result
+    if result is None:
+        return messages
+    failures = result.get("batchItemFailures") if isinstance(result, dict) else None
+    if failures is None:
+        return messages
+    ids = {message["MessageId"] for message in messages}
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not identifier or identifier not in ids:
+            # Lambda treats a malformed or unknown identifier as a failure of the whole batch.
+            return []
+        failed.add(identifier)
+    return [message for message in messages if message["MessageId"] not in failed]
+
+
+class SqsPoller:
+    """A daemon thread feeding one queue to one function until ``stop``."""
+
+    def __init__(
+        self,
+        mapping: MappingRecord,
+        sqs: Any,
+        region: str,
+        invoke: Callable[[str, Any], Any],
+    ) -> None:
+        self.mapping = mapping
+        self._sqs = sqs
+        self._region = region
+        self._invoke = invoke
+        self._stopping = threading.Event()
+        self._queue_url = queue_url_for(sqs, mapping.source_arn)
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqs-{mapping.source_arn.rsplit(':', 1)[1]}", daemon=True
+        )
+        self.batches = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                if self._stopping.is_set():
+                    return
+                LOG.exception("poller for %s failed; retrying", self.mapping.source_arn)
+                self._stopping.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Receive one batch and process it; return how many messages it held."""
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=min(self.mapping.batch_size, 10),
+            WaitTimeSeconds=WAIT_SECONDS,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [sqs_record(m, self.mapping.source_arn, self._region) for m in messages]}
+        invocation = self._invoke(self.mapping.function_arn, event)
+        self.batches += 1
+        done = messages_to_delete(messages, invocation, self.mapping.report_batch_item_failures)
+        for start in range(0, len(done), 10):
+            chunk = done[start : start + 10]
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": m["ReceiptHandle"]} for index, m in enumerate(chunk)
+                ],
+            )
+        return len(messages)

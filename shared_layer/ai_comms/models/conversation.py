@@ -1,0 +1,71 @@
+"""A conversation between one customer address and one company address, as stored in DynamoDB."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ConversationStatus = Literal[
+    "initiating", "sending", "active", "handed_off", "window_closed", "opted_out", "failed", "closed"
+]
+
+
+class StoredMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    direction: Literal["inbound", "outbound"]
+    sid: str
+    body: str
+    at: str
+
+
+PendingAction = Literal["none", "handoff", "opt_out", "opt_in"]
+
+
+class PendingReply(BaseModel):
+    """A reply decided but not yet fully sent: stored before the first send so a retry resends only
+    the parts Twilio has not accepted and never asks the AI again."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    upto_seq: int
+    text: str
+    action: PendingAction
+    parts: list[str]
+    sent_sids: list[str] = Field(default_factory=list)
+
+    def unsent(self) -> list[tuple[int, str]]:
+        return list(enumerate(self.parts))[len(self.sent_sids) :]
+
+
+class Conversation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    recipient_tel: str
+    conversation_id: str
+    channel: str
+    company_id: str
+    project_id: str
+    company_address: str
+    customer_address: str
+    status: ConversationStatus = "active"
+    handoff_to_human: bool = False
+    ai_conversation_id: str | None = None
+    messages: list[StoredMessage] = Field(default_factory=list)
+    inbound_seq: int = 0
+    answered_seq: int = 0
+    last_inbound_at: str | None = None
+    opted_out: bool = False
+    pending_reply: PendingReply | None = None
+    # The reply processor's lease: who answers the conversation now, until when, and up to which
+    # inbound message (so a second processor can tell whether the holder covers its message).
+    lease_owner: str | None = None
+    lease_until: int | None = None
+    lease_upto: int | None = None
+    created_at: str
+    updated_at: str
+    expires_at: int | None = None
+
+    @staticmethod
+    def sort_key_for(company_address: str, created_at: str) -> str:
+        """The local-index sort key: latest conversation per (customer, company address) in one Query."""
+        return f"{company_address}#{created_at}"

@@ -1,0 +1,111 @@
+"""Events on the bus: the only definition. Tests check Terraform's rule patterns against them."""
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ai_comms.models.outbound import Recipient, SendingContext
+
+SOURCE_PREFIX = "ai-comms."
+
+ReplyRoute = Literal["ai_reply", "handoff", "unmatched"]
+
+
+class EventDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SOURCE: ClassVar[str]
+    DETAIL_TYPE: ClassVar[str]
+
+    schema_version: Literal[1] = 1
+    channel: str
+    route: str
+
+
+class ReplyReceived(EventDetail):
+    """A customer's message was accepted; `route` tells the rules which queue takes it."""
+
+    SOURCE: ClassVar[str] = SOURCE_PREFIX + "twilio-webhook"
+    DETAIL_TYPE: ClassVar[str] = "ReplyReceived"
+
+    route: ReplyRoute
+    company_id: str
+    project_id: str
+    conversation_id: str | None
+    recipient_tel: str
+    customer_address: str
+    company_address: str
+    message_sid: str
+    body: str
+    num_media: int = 0
+    inbound_seq: int | None = None
+    received_at: str
+
+
+class ConversationRequested(EventDetail):
+    """A client asked to start a conversation; the channel's outbound queue takes it to the sender."""
+
+    SOURCE: ClassVar[str] = SOURCE_PREFIX + "initiate-conversation"
+    DETAIL_TYPE: ClassVar[str] = "ConversationRequested"
+
+    route: Literal["outbound"] = "outbound"
+    company_id: str
+    project_id: str
+    conversation_id: str
+    request_id: str
+    recipient: Recipient
+    project_data: dict[str, Any]
+    sending: SendingContext
+    requested_at: str
+
+
+class HandoffRequested(EventDetail):
+    """The AI asked for a human: the handoff rule routes it to the handoff queue and the notice topic.
+
+    `handoff_id` is the same on every retry of one handoff, so consumers can drop a repeat.
+    """
+
+    SOURCE: ClassVar[str] = SOURCE_PREFIX + "reply-processor"
+    DETAIL_TYPE: ClassVar[str] = "HandoffRequested"
+
+    route: Literal["handoff"] = "handoff"
+    handoff_id: str
+    reason: Literal["ai_action"] = "ai_action"
+    company_id: str
+    project_id: str
+    conversation_id: str
+    recipient_tel: str
+    customer_address: str
+    company_address: str
+    upto_seq: int
+    requested_at: str
+
+
+class ReplyWindowClosed(EventDetail):
+    """Customer messages arrived after the channel's free-form reply window closed: nothing was sent.
+
+    Only an approved template can reach the customer again; no rule routes this yet (the archive
+    keeps it for replay once one does).
+    """
+
+    SOURCE: ClassVar[str] = SOURCE_PREFIX + "reply-processor"
+    DETAIL_TYPE: ClassVar[str] = "ReplyWindowClosed"
+
+    route: Literal["window_closed"] = "window_closed"
+    company_id: str
+    project_id: str
+    conversation_id: str
+    recipient_tel: str
+    customer_address: str
+    company_address: str
+    upto_seq: int
+    last_inbound_at: str
+    detected_at: str
+
+
+EVENT_TYPES: tuple[type[EventDetail], ...] = (
+    ReplyReceived,
+    ConversationRequested,
+    HandoffRequested,
+    ReplyWindowClosed,
+)

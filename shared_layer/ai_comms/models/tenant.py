@@ -1,0 +1,78 @@
+"""Company/project configuration, as stored in the company-data table and managed with `ops tenant put`."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ai_comms.addresses import E164
+
+ADDRESS_KEY_PREFIX = "ADDRESS#"
+ADDRESS_SORT_KEY = "ROUTE"
+
+_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelSettings(_Strict):
+    """How one project speaks on one channel. Secrets are referenced by name, never stored here."""
+
+    address: str = Field(description="The company's channel address, e.g. 'whatsapp:+14155550100'.")
+    twilio_secret_ref: str = Field(description="Secrets Manager name holding {account_sid, auth_token}.")
+    content_sid: str | None = Field(default=None, description="Approved template for outbound starts.")
+    template_variables: dict[str, str] = Field(
+        default_factory=dict,
+        description="Template variable number -> what the AI should write there.",
+    )
+    handoff_notice: str = "Thanks, a member of our team will reply to you here shortly."
+    opt_out_confirmation: str = "You will not receive more messages from us. Reply START to opt back in."
+    opt_in_confirmation: str = "Welcome back! You will receive our messages again."
+
+    @field_validator("address")
+    @classmethod
+    def _address_has_number(cls, value: str) -> str:
+        if not E164.match(value.rpartition(":")[2]):
+            raise ValueError("address must end with an E.164 number")
+        return value
+
+
+class AiSettings(_Strict):
+    model: str = "gpt-4.1-mini"
+    instructions: str = Field(min_length=1)
+    max_output_tokens: int = Field(default=500, ge=16, le=8192)
+    openai_secret_ref: str = Field(description="Secrets Manager name holding {api_key}.")
+    handoff_rules: str = Field(
+        default="Ask for a human when the customer asks for one or when you cannot help.",
+        description="Appended to the instructions: when the AI should answer with the handoff action.",
+    )
+
+
+class ProjectConfig(_Strict):
+    company_id: str = Field(pattern=_ID)
+    project_id: str = Field(pattern=_ID)
+    status: Literal["active", "inactive"] = "active"
+    allowed_channels: list[str] = Field(min_length=1)
+    channels: dict[str, ChannelSettings]
+    ai: AiSettings
+    api_key_secret_ref: str | None = None
+
+    @model_validator(mode="after")
+    def _allowed_channels_are_configured(self) -> "ProjectConfig":
+        missing = [c for c in self.allowed_channels if c not in self.channels]
+        if missing:
+            raise ValueError(f"allowed channels without settings: {', '.join(missing)}")
+        return self
+
+    def channel(self, name: str) -> ChannelSettings | None:
+        return self.channels.get(name)
+
+
+class AddressRoute(_Strict):
+    """Which project owns a channel address: lets a webhook find its tenant with one GetItem."""
+
+    address: str
+    channel: str
+    company_id: str
+    project_id: str

@@ -1,0 +1,220 @@
+"""The conversation record as the sender moves it from "initiating" to "active", one condition per step.
+
+    initiating --claim--> sending --sent--> active
+        ^                    |
+        +----release---------+ (send refused or failed: no message went out)
+    initiating/sending --> failed (permanent, or the last attempt)
+
+Every write races with duplicate deliveries of the same request, so none of them reads and then
+writes: the AI conversation id and the template variables are kept first-writer-wins
+(``if_not_exists``), and only the holder of an unexpired "sending" claim may call Twilio. A claim
+outlives its holder only when that invocation died mid-send; then the next attempt sends again
+(the one case with a possible duplicate, since Twilio has no idempotency key).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ai_comms.dynamo import from_item, to_item, to_value
+from ai_comms.models.conversation import Conversation, StoredMessage
+
+SENT_STATUSES = frozenset({"active", "handed_off", "window_closed", "opted_out", "closed"})
+
+
+@dataclass(frozen=True)
+class OutboundRecord:
+    """The fields of a stored conversation the sender decides on."""
+
+    status: str
+    ai_conversation_id: str | None
+    template_variables: dict[str, str] | None
+    template_sid: str | None
+    send_claim_until: int | None
+    last_error: str | None
+
+    @property
+    def sent(self) -> bool:
+        return self.template_sid is not None or self.status in SENT_STATUSES
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> "OutboundRecord":
+        data = from_item(item)
+        variables = data.get("template_variables")
+        return cls(
+            status=str(data.get("status", "initiating")),
+            ai_conversation_id=data.get("ai_conversation_id"),
+            template_variables={str(k): str(v) for k, v in variables.items()} if variables else None,
+            template_sid=data.get("template_sid"),
+            send_claim_until=data.get("send_claim_until"),
+            last_error=data.get("last_error"),
+        )
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
+
+
+class OutboundRecords:
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._db = dynamodb
+        self._table = table
+
+    @staticmethod
+    def _key(recipient_tel: str, conversation_id: str) -> dict[str, Any]:
+        return {"recipient_tel": {"S": recipient_tel}, "conversation_id": {"S": conversation_id}}
+
+    def create(self, conversation: Conversation, extra: dict[str, Any]) -> bool:
+        """Create the record in status "initiating" unless it exists; False when it already did."""
+        data = {**conversation.model_dump(mode="json"), **extra}
+        data["channel_created_at"] = Conversation.sort_key_for(
+            conversation.company_address, conversation.created_at
+        )
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=to_item(data),
+                ConditionExpression="attribute_not_exists(conversation_id)",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def get(self, recipient_tel: str, conversation_id: str) -> OutboundRecord | None:
+        answer = self._db.get_item(
+            TableName=self._table, Key=self._key(recipient_tel, conversation_id), ConsistentRead=True
+        )
+        return OutboundRecord.from_item(answer["Item"]) if "Item" in answer else None
+
+    def keep_first(self, recipient_tel: str, conversation_id: str, name: str, value: Any, now: str) -> Any:
+        """Store `value` under `name` unless a value is there already; returns the stored one."""
+        answer = self._db.update_item(
+            TableName=self._table,
+            Key=self._key(recipient_tel, conversation_id),
+            UpdateExpression="SET #n = if_not_exists(#n, :v), updated_at = :now",
+            ConditionExpression="attribute_exists(conversation_id)",
+            ExpressionAttributeNames={"#n": name},
+            ExpressionAttributeValues={":v": to_value(value), ":now": {"S": now}},
+            ReturnValues="ALL_NEW",
+        )
+        return from_item(answer["Attributes"])[name]
+
+    def claim(
+        self, recipient_tel: str, conversation_id: str, claim_id: str, now_ms: int, until_ms: int, now: str
+    ) -> bool:
+        """Take the right to send: from "initiating", or from a "sending" whose holder is gone."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(recipient_tel, conversation_id),
+                UpdateExpression=(
+                    "SET #s = :sending, send_claim_id = :id, send_claim_until = :until, updated_at = :now "
+                    "ADD send_attempts :one"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND "
+                    "(#s = :initiating OR (#s = :sending AND send_claim_until < :now_ms))"
+                ),
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":sending": {"S": "sending"},
+                    ":initiating": {"S": "initiating"},
+                    ":id": {"S": claim_id},
+                    ":until": {"N": str(until_ms)},
+                    ":now_ms": {"N": str(now_ms)},
+                    ":now": {"S": now},
+                    ":one": {"N": "1"},
+                },
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def release(self, recipient_tel: str, conversation_id: str, claim_id: str, reason: str, now: str) -> None:
+        """Give the claim back after a send that certainly did not go out."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(recipient_tel, conversation_id),
+                UpdateExpression=(
+                    "SET #s = :initiating, last_error = :reason, updated_at = :now "
+                    "REMOVE send_claim_id, send_claim_until"
+                ),
+                ConditionExpression="send_claim_id = :id",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":initiating": {"S": "initiating"},
+                    ":reason": {"S": reason},
+                    ":now": {"S": now},
+                    ":id": {"S": claim_id},
+                },
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+
+    def complete(
+        self,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        message: StoredMessage,
+        timings: dict[str, int],
+        now: str,
+    ) -> None:
+        """The template went out: record its sid and the history entry, open the conversation."""
+        self._db.update_item(
+            TableName=self._table,
+            Key=self._key(recipient_tel, conversation_id),
+            UpdateExpression=(
+                "SET #s = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
+                "updated_at = :now, "
+                "messages = list_append(if_not_exists(messages, :empty), :msg) "
+                "REMOVE send_claim_id, send_claim_until, last_error"
+            ),
+            ConditionExpression="send_claim_id = :id",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":active": {"S": "active"},
+                ":sid": {"S": message.sid},
+                ":at": {"S": message.at},
+                ":timings": to_value(timings),
+                ":now": {"S": now},
+                ":empty": {"L": []},
+                ":msg": {"L": [to_value(message.model_dump())]},
+                ":id": {"S": claim_id},
+            },
+        )
+
+    def note_error(
+        self, recipient_tel: str, conversation_id: str, reason: str, now: str, *, failed: bool
+    ) -> bool:
+        """Record why an attempt failed; `failed` ends the request. Never touches a sent record."""
+        expression = "SET last_error = :reason, updated_at = :now"
+        values: dict[str, Any] = {
+            ":reason": {"S": reason},
+            ":now": {"S": now},
+            ":initiating": {"S": "initiating"},
+        }
+        if failed:
+            expression += ", #s = :failed, failed_at = :now"
+            values[":failed"] = {"S": "failed"}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(recipient_tel, conversation_id),
+                UpdateExpression=expression,
+                ConditionExpression="#s = :initiating",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True

@@ -1,0 +1,395 @@
+"""What the channel sender does with one ConversationRequested: one approved template, sent once.
+
+Steps, each safe to repeat (see ``outbound_records`` for the record's states):
+
+1. create the conversation record ("initiating") unless it exists; a sent one ends here;
+2. read the tenant's secrets by the references the event carries (cached per container);
+3. create the OpenAI conversation and keep its id on the record *before* anything is sent, so a
+   retry reuses it and the customer's replies continue that same AI conversation;
+4. ask the AI for the template variables (JSON schema from the project's template config) and keep
+   them on the record, so a retry after a Twilio failure does not ask again;
+5. claim the send, send the template (ContentSid + ContentVariables), then record sid, history and
+   timings. A failure after Twilio accepted the message is logged CRITICAL once and not retried.
+
+Any failure before the send is recorded on the conversation (``last_error``; status "failed" when it
+cannot heal or on the queue's last receive) and re-raised, so the record is reported in
+batchItemFailures and reaches the DLQ after the queue's maxReceiveCount.
+
+The whole record runs under a visibility heartbeat; when it fails, another consumer may already hold
+the message, so the record is failed (the claim still prevents a second send).
+"""
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from ai_comms import aws_clients
+from ai_comms.ai_client import AiClient
+from ai_comms.clock import iso, parse_iso, utc_now
+from ai_comms.config import Settings
+from ai_comms.critical import log_post_send_failure
+from ai_comms.heartbeat import VisibilityHeartbeat, queue_url_from_arn
+from ai_comms.masking import mask_address
+from ai_comms.models.conversation import Conversation, StoredMessage
+from ai_comms.models.events import ConversationRequested
+from ai_comms.outbound_records import OutboundRecord, OutboundRecords
+from ai_comms.secrets import get_secret_json
+from ai_comms.twilio_client import SendFailed, TwilioCredentials, TwilioSender
+
+logger = Logger(child=True)
+
+# A live claim is given this long past its holder's own deadline before anyone may take it over.
+CLAIM_MARGIN_MS = 5_000
+CLAIM_POLL_SECONDS = 0.5
+
+
+class Outcome(StrEnum):
+    SENT = "sent"
+    ALREADY_SENT = "already_sent"
+    SENT_UNRECORDED = "sent_unrecorded"
+
+
+class OutboundFailure(Exception):
+    """A record that must be retried by SQS (or, when permanent, ends in the DLQ without retrying work)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class HeartbeatLost(OutboundFailure):
+    pass
+
+
+@dataclass(frozen=True)
+class SqsMessage:
+    """The parts of an SQS record the sender uses, free of the event format."""
+
+    message_id: str
+    body: str
+    receipt_handle: str
+    queue_arn: str
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    conversation_id: str
+    timings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    ai_timeout_seconds: float = 20.0
+    ai_max_retries: int = 2
+    twilio_timeout_seconds: float = 10.0
+    heartbeat_beats_per_timeout: int = 3
+    max_receives: int = 3
+    claim_wait_seconds: float = 20.0
+
+    @classmethod
+    def from_env(cls) -> "SenderSettings":
+        return cls(
+            ai_timeout_seconds=float(os.environ.get("AI_TIMEOUT_SECONDS", "20")),
+            ai_max_retries=int(os.environ.get("AI_MAX_RETRIES", "2")),
+            twilio_timeout_seconds=float(os.environ.get("TWILIO_TIMEOUT_SECONDS", "10")),
+            heartbeat_beats_per_timeout=int(os.environ.get("HEARTBEAT_BEATS_PER_TIMEOUT", "3")),
+            max_receives=int(os.environ.get("MAX_RECEIVES", "3")),
+            claim_wait_seconds=float(os.environ.get("CLAIM_WAIT_SECONDS", "20")),
+        )
+
+
+def parse_request(body: str) -> ConversationRequested:
+    """The detail of the EventBridge event SQS delivers; anything else can never succeed."""
+    try:
+        envelope = json.loads(body)
+        if envelope.get("detail-type") != ConversationRequested.DETAIL_TYPE:
+            raise OutboundFailure(f"not a {ConversationRequested.DETAIL_TYPE} event", permanent=True)
+        return ConversationRequested.model_validate(envelope["detail"])
+    except (json.JSONDecodeError, AttributeError, KeyError, ValidationError) as error:
+        raise OutboundFailure(f"unreadable request ({type(error).__name__})", permanent=True) from error
+
+
+def render_variables(content_sid: str, variables: dict[str, str]) -> str:
+    """The history entry of a template: what the customer saw, readable by people and the AI."""
+    filled = " | ".join(f"{{{{{name}}}}}={value}" for name, value in sorted(variables.items()))
+    return f"[template {content_sid}] {filled}"
+
+
+def _ms_between(start: str, end: str) -> int:
+    return max(0, int((parse_iso(end) - parse_iso(start)).total_seconds() * 1000))
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+class ChannelSender:
+    def __init__(
+        self,
+        settings: Settings,
+        sender: SenderSettings,
+        dynamodb: Any,
+        sqs: Any,
+        ai: AiClient,
+        twilio: TwilioSender,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._sender = sender
+        self._records = OutboundRecords(dynamodb, settings.conversations_table)
+        self._sqs = sqs
+        self._ai = ai
+        self._twilio = twilio
+        self._sleep = sleep
+        self._queue_urls: dict[str, str] = {}
+
+    @classmethod
+    def from_env(cls) -> "ChannelSender":
+        settings = Settings.from_env()
+        sender = SenderSettings.from_env()
+        return cls(
+            settings,
+            sender,
+            aws_clients.client("dynamodb"),
+            aws_clients.client("sqs"),
+            AiClient(settings.openai_base_url, sender.ai_timeout_seconds, sender.ai_max_retries),
+            TwilioSender(settings.twilio_api_base_url, sender.twilio_timeout_seconds),
+        )
+
+    def _queue_url(self, arn: str) -> str:
+        if arn not in self._queue_urls:
+            self._queue_urls[arn] = queue_url_from_arn(self._sqs, arn)
+        return self._queue_urls[arn]
+
+    def handle(self, message: SqsMessage, remaining_ms: Callable[[], int]) -> SendResult:
+        """One queue record under a visibility heartbeat; raises when SQS must keep the record."""
+        request = parse_request(message.body)
+        queue_url = self._queue_url(message.queue_arn)
+        # The queue's own timeout, read per record (one cheap call beside seconds of AI work), so the
+        # heartbeat follows any change of the queue instead of a copy in the environment.
+        visibility = int(
+            self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])[
+                "Attributes"
+            ]["VisibilityTimeout"]
+        )
+        heartbeat = VisibilityHeartbeat(
+            self._sqs,
+            queue_url,
+            message.receipt_handle,
+            interval=max(visibility, 1) / self._sender.heartbeat_beats_per_timeout,
+            extend_to=max(visibility, 1),
+        )
+        with heartbeat:
+            try:
+                result = self._process(request, message, heartbeat, remaining_ms)
+            except Exception as error:
+                self._record_failure(request, message, error)
+                raise
+        if not heartbeat.healthy:
+            # The work is done and recorded; a redelivery will find it sent and stop there.
+            raise HeartbeatLost("visibility heartbeat failed while the record was processed")
+        return result
+
+    def _process(
+        self,
+        request: ConversationRequested,
+        message: SqsMessage,
+        heartbeat: VisibilityHeartbeat,
+        remaining_ms: Callable[[], int],
+    ) -> SendResult:
+        started = iso(utc_now())
+        tel, conversation_id = request.recipient.tel, request.conversation_id
+        record = self._create_or_get(request, started)
+        if record.sent:
+            logger.info("already sent; nothing to do", extra={"conversation_id": conversation_id})
+            return SendResult(Outcome.ALREADY_SENT, conversation_id)
+        if record.status == "failed":
+            raise OutboundFailure(f"request already failed: {record.last_error}", permanent=True)
+
+        sending = request.sending
+        twilio = TwilioCredentials.from_secret(
+            get_secret_json(sending.twilio_secret_ref, self._settings.secret_cache_seconds)
+        )
+        openai_key = str(
+            get_secret_json(sending.ai.openai_secret_ref, self._settings.secret_cache_seconds).get(
+                "api_key", ""
+            )
+        )
+
+        ai_started = time.monotonic()
+        ai_conversation_id = record.ai_conversation_id
+        if ai_conversation_id is None:
+            created = self._ai.create_conversation(
+                openai_key,
+                {
+                    "company_id": request.company_id,
+                    "project_id": request.project_id,
+                    "conversation_id": conversation_id,
+                    "channel": request.channel,
+                },
+            )
+            ai_conversation_id = str(
+                self._records.keep_first(tel, conversation_id, "ai_conversation_id", created, iso(utc_now()))
+            )
+        variables = record.template_variables
+        if variables is None:
+            written = self._ai.template_variables(
+                openai_key,
+                sending.ai,
+                ai_conversation_id,
+                sending.template_variables,
+                self._ai_context(request),
+            )
+            stored = self._records.keep_first(
+                tel, conversation_id, "template_variables", written, iso(utc_now())
+            )
+            variables = {str(k): str(v) for k, v in stored.items()}
+        ai_ms = int((time.monotonic() - ai_started) * 1000)
+
+        claim_id = f"{message.message_id}:{uuid.uuid4().hex[:8]}"
+        if not self._claim(request, claim_id, heartbeat, remaining_ms):
+            logger.info("another delivery sent it", extra={"conversation_id": conversation_id})
+            return SendResult(Outcome.ALREADY_SENT, conversation_id)
+
+        send_started = time.monotonic()
+        try:
+            sid = self._twilio.send_template(
+                twilio, sending.company_address, sending.customer_address, sending.content_sid, variables
+            )
+        except SendFailed as error:
+            self._records.release(tel, conversation_id, claim_id, _reason(error), iso(utc_now()))
+            raise
+        except Exception as error:
+            # Not a Twilio answer: the outcome is unknown, so the claim is left to expire rather
+            # than handed to a retry that could send a second message now.
+            logger.error("send outcome unknown", extra={"conversation_id": conversation_id})
+            raise OutboundFailure(f"send outcome unknown ({type(error).__name__})") from error
+        sent_at = iso(utc_now())
+        timings = {
+            "queue_ms": _ms_between(request.requested_at, started),
+            "ai_ms": ai_ms,
+            "send_ms": int((time.monotonic() - send_started) * 1000),
+            "request_to_sent_ms": _ms_between(request.requested_at, sent_at),
+        }
+        history = StoredMessage(
+            direction="outbound", sid=sid, body=render_variables(sending.content_sid, variables), at=sent_at
+        )
+        try:
+            self._records.complete(tel, conversation_id, claim_id, history, timings, sent_at)
+        except Exception as error:
+            log_post_send_failure(
+                logger, error, conversation_id=conversation_id, message_sid=sid, channel=request.channel
+            )
+            return SendResult(Outcome.SENT_UNRECORDED, conversation_id, timings)
+        logger.info(
+            "template sent",
+            extra={
+                "conversation_id": conversation_id,
+                "message_sid": sid,
+                "to": mask_address(sending.customer_address),
+                **timings,
+            },
+        )
+        return SendResult(Outcome.SENT, conversation_id, timings)
+
+    def _create_or_get(self, request: ConversationRequested, now: str) -> OutboundRecord:
+        sending = request.sending
+        moment = utc_now()
+        conversation = Conversation(
+            recipient_tel=request.recipient.tel,
+            conversation_id=request.conversation_id,
+            channel=request.channel,
+            company_id=request.company_id,
+            project_id=request.project_id,
+            company_address=sending.company_address,
+            customer_address=sending.customer_address,
+            status="initiating",
+            created_at=now,
+            updated_at=now,
+            expires_at=int((moment + timedelta(days=self._settings.conversation_ttl_days)).timestamp()),
+        )
+        extra = {
+            "request_id": request.request_id,
+            "requested_at": request.requested_at,
+            "content_sid": sending.content_sid,
+            "first_name": request.recipient.first_name,
+        }
+        if self._records.create(conversation, extra):
+            logger.info("conversation created", extra={"conversation_id": request.conversation_id})
+            return OutboundRecord("initiating", None, None, None, None, None)
+        record = self._records.get(request.recipient.tel, request.conversation_id)
+        if record is None:  # created and deleted in between: an operator's doing, try again later
+            raise OutboundFailure("conversation record vanished")
+        return record
+
+    @staticmethod
+    def _ai_context(request: ConversationRequested) -> dict[str, Any]:
+        # The AI needs who and what, never how to reach the customer.
+        recipient = request.recipient.model_dump(exclude={"tel", "email"}, exclude_none=True)
+        return {"recipient": recipient, "project_data": request.project_data, "channel": request.channel}
+
+    def _claim(
+        self,
+        request: ConversationRequested,
+        claim_id: str,
+        heartbeat: VisibilityHeartbeat,
+        remaining_ms: Callable[[], int],
+    ) -> bool:
+        """Take the send claim, waiting a bounded time while a live holder finishes; False if it sent."""
+        tel, conversation_id = request.recipient.tel, request.conversation_id
+        wait_until = time.monotonic() + min(
+            self._sender.claim_wait_seconds, max(0.0, remaining_ms() / 1000 - 10)
+        )
+        while True:
+            if not heartbeat.healthy:
+                raise HeartbeatLost("visibility heartbeat failed before the send")
+            now_ms = int(time.time() * 1000)
+            until_ms = now_ms + remaining_ms() + CLAIM_MARGIN_MS
+            if self._records.claim(tel, conversation_id, claim_id, now_ms, until_ms, iso(utc_now())):
+                return True
+            record = self._records.get(tel, conversation_id)
+            if record is None:
+                raise OutboundFailure("conversation record vanished")
+            if record.sent:
+                return False
+            if record.status == "failed":
+                raise OutboundFailure(f"request failed meanwhile: {record.last_error}", permanent=True)
+            if time.monotonic() >= wait_until:
+                raise OutboundFailure("another delivery is still sending this conversation")
+            self._sleep(CLAIM_POLL_SECONDS)
+
+    def _record_failure(self, request: ConversationRequested, message: SqsMessage, error: Exception) -> None:
+        permanent = bool(getattr(error, "permanent", False))
+        last_attempt = message.receive_count >= self._sender.max_receives
+        reason = _reason(error)
+        give_up = permanent or last_attempt
+        try:
+            recorded = self._records.note_error(
+                request.recipient.tel, request.conversation_id, reason, iso(utc_now()), failed=give_up
+            )
+        except Exception:  # the original error is what SQS and the logs must see
+            logger.exception(
+                "could not record the failure", extra={"conversation_id": request.conversation_id}
+            )
+            recorded = False
+        logger.error(
+            "conversation request failed",
+            extra={
+                "conversation_id": request.conversation_id,
+                "reason": reason,
+                "permanent": permanent,
+                "receive_count": message.receive_count,
+                "marked_failed": give_up and recorded,
+            },
+        )

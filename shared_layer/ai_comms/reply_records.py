@@ -1,0 +1,221 @@
+"""The reply processor's conditional writes on a conversation: lease, pending reply, sent sids, outcome.
+
+One processor at a time answers a conversation: it holds a lease (owner + expiry in epoch ms) taken
+with a condition, and every later write is conditional on still owning it, so a processor whose lease
+expired can never overwrite the work of the one that took over.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ai_comms.conversations import ConversationRepository
+from ai_comms.dynamo import from_item, to_value
+from ai_comms.models.conversation import Conversation, PendingReply, StoredMessage
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class LeaseHeld(Exception):
+    """Another processor is answering the conversation."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        super().__init__("conversation is leased by another processor")
+        self.conversation = conversation
+
+
+class LeaseLost(Exception):
+    """Our lease expired and was taken over, or the record changed under a guarded write."""
+
+
+class ConversationMissing(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class LeaseRef:
+    recipient_tel: str
+    conversation_id: str
+    owner: str
+
+    @property
+    def key(self) -> dict[str, Any]:
+        return ConversationRepository.key(self.recipient_tel, self.conversation_id)
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return bool(error.response["Error"]["Code"] == _CONDITION_FAILED)
+
+
+class ReplyRecords:
+    def __init__(self, dynamodb: Any, table: str) -> None:
+        self._db = dynamodb
+        self._table = table
+        self._conversations = ConversationRepository(dynamodb, table)
+
+    def get(self, recipient_tel: str, conversation_id: str) -> Conversation | None:
+        return self._conversations.get(recipient_tel, conversation_id)
+
+    def acquire(self, lease: LeaseRef, now_ms: int, until_ms: int) -> Conversation:
+        """Take the lease when it is free or expired; the answer is the record as it now stands.
+
+        The lease also notes the inbound sequence it covers, read atomically with the take.
+        """
+        try:
+            answer = self._db.update_item(
+                TableName=self._table,
+                Key=lease.key,
+                UpdateExpression=(
+                    "SET lease_owner = :owner, lease_until = :until, "
+                    "lease_upto = if_not_exists(inbound_seq, :zero)"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(conversation_id) AND "
+                    "(attribute_not_exists(lease_until) OR lease_until < :now)"
+                ),
+                ExpressionAttributeValues={
+                    ":owner": {"S": lease.owner},
+                    ":until": {"N": str(until_ms)},
+                    ":now": {"N": str(now_ms)},
+                    ":zero": {"N": "0"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            current = self.get(lease.recipient_tel, lease.conversation_id)
+            if current is None:
+                raise ConversationMissing(lease.conversation_id) from error
+            raise LeaseHeld(current) from error
+        return Conversation.model_validate(from_item(answer["Attributes"]))
+
+    def release(self, lease: LeaseRef) -> bool:
+        """Give the lease back early; False when it was no longer ours (nothing to undo then)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=lease.key,
+                UpdateExpression="REMOVE lease_owner, lease_until, lease_upto",
+                ConditionExpression="lease_owner = :owner",
+                ExpressionAttributeValues={":owner": {"S": lease.owner}},
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def _guarded(
+        self,
+        lease: LeaseRef,
+        update: str,
+        values: dict[str, Any],
+        extra_condition: str = "",
+        names: dict[str, str] | None = None,
+    ) -> None:
+        condition = "lease_owner = :owner" + (f" AND ({extra_condition})" if extra_condition else "")
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": lease.key,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {":owner": {"S": lease.owner}, **values},
+        }
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        try:
+            self._db.update_item(**kwargs)
+        except ClientError as error:
+            if _condition_failed(error):
+                raise LeaseLost("lease lost or record changed") from error
+            raise
+
+    def set_ai_conversation(self, lease: LeaseRef, ai_conversation_id: str, now: str) -> None:
+        self._guarded(
+            lease,
+            "SET ai_conversation_id = :ai, updated_at = :now",
+            {":ai": {"S": ai_conversation_id}, ":now": {"S": now}},
+            "attribute_not_exists(ai_conversation_id)",
+        )
+
+    def store_pending(
+        self,
+        lease: LeaseRef,
+        pending: PendingReply,
+        now: str,
+        opted_out: bool | None = None,
+        handoff: bool = False,
+    ) -> None:
+        """Save the decided reply before the first send, with the state it implies.
+
+        Opt-out state and the handoff flag are written here, not after sending, so they hold even
+        when the final write fails. The handoff flag is set only if no one set it meanwhile.
+        """
+        sets = ["pending_reply = :pending", "updated_at = :now"]
+        values: dict[str, Any] = {":pending": to_value(pending.model_dump()), ":now": {"S": now}}
+        status: str | None = None
+        extra = ""
+        if opted_out is not None:
+            sets.append("opted_out = :opted")
+            values[":opted"] = {"BOOL": opted_out}
+            status = "opted_out" if opted_out else "active"
+        if handoff:
+            sets.append("handoff_to_human = :true")
+            values[":true"] = {"BOOL": True}
+            values[":false"] = {"BOOL": False}
+            status = "handed_off"
+            extra = "attribute_not_exists(handoff_to_human) OR handoff_to_human = :false"
+        names = None
+        if status is not None:
+            sets.append("#status = :status")
+            values[":status"] = {"S": status}
+            names = {"#status": "status"}
+        self._guarded(lease, "SET " + ", ".join(sets), values, extra, names)
+
+    def record_sent(self, lease: LeaseRef, already_sent: int, sid: str) -> None:
+        """Note one accepted part, so a retry does not send it again."""
+        self._guarded(
+            lease,
+            "SET pending_reply.sent_sids = list_append(pending_reply.sent_sids, :sid)",
+            {":sid": {"L": [{"S": sid}]}, ":count": {"N": str(already_sent)}},
+            "size(pending_reply.sent_sids) = :count",
+        )
+
+    def complete(
+        self, lease: LeaseRef, upto_seq: int, outbound: list[StoredMessage], now: str, expires_at: int
+    ) -> None:
+        """The final write: history, answered_seq, no pending reply, lease released."""
+        self._guarded(
+            lease,
+            "SET messages = list_append(if_not_exists(messages, :empty), :out), answered_seq = :upto, "
+            "updated_at = :now, expires_at = :expires "
+            "REMOVE pending_reply, lease_owner, lease_until, lease_upto",
+            {
+                ":empty": {"L": []},
+                ":out": {"L": [to_value(m.model_dump()) for m in outbound]},
+                ":upto": {"N": str(upto_seq)},
+                ":now": {"S": now},
+                ":expires": {"N": str(expires_at)},
+            },
+        )
+
+    def close_window(self, lease: LeaseRef, upto_seq: int, now: str) -> None:
+        self._guarded(
+            lease,
+            "SET #status = :closed, answered_seq = :upto, updated_at = :now "
+            "REMOVE lease_owner, lease_until, lease_upto",
+            {":closed": {"S": "window_closed"}, ":upto": {"N": str(upto_seq)}, ":now": {"S": now}},
+            names={"#status": "status"},
+        )
+
+    def mark_failed(self, lease: LeaseRef, reason: str, now: str) -> None:
+        """A permanent failure: later deliveries fail fast on this status and reach the DLQ."""
+        self._guarded(
+            lease,
+            "SET #status = :failed, failure_reason = :reason, updated_at = :now "
+            "REMOVE lease_owner, lease_until, lease_upto",
+            {":failed": {"S": "failed"}, ":reason": {"S": reason}, ":now": {"S": now}},
+            names={"#status": "status"},
+        )

@@ -1,0 +1,102 @@
+# The three DynamoDB tables of the engine. On-demand billing because traffic is bursty and small;
+# PITR and server-side encryption (AWS-owned KMS key for DynamoDB) on every table.
+
+resource "aws_dynamodb_table" "company_data" {
+  #checkov:skip=CKV_AWS_119:AWS-managed DynamoDB encryption is used; a customer-managed KMS key is an optional hardening for users.
+  name                        = "${var.name}-company-data"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "company_id"
+  range_key                   = "project_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "company_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "project_id"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "conversations" {
+  #checkov:skip=CKV_AWS_119:AWS-managed DynamoDB encryption is used; a customer-managed KMS key is an optional hardening for users.
+  name                        = "${var.name}-conversations"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "recipient_tel"
+  range_key                   = "conversation_id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "recipient_tel"
+    type = "S"
+  }
+
+  attribute {
+    name = "conversation_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "channel_created_at"
+    type = "S"
+  }
+
+  # The webhook finds the latest conversation between one customer and one company address with a
+  # single Query: same partition (recipient_tel), sort key "<company_address>#<created_at>".
+  # An LSI (not a GSI) keeps that read strongly consistent.
+  local_secondary_index {
+    name            = "by-company-address"
+    range_key       = "channel_created_at"
+    projection_type = "ALL"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+# Powertools idempotency persistence layer; its records expire through "expiration".
+resource "aws_dynamodb_table" "idempotency" {
+  #checkov:skip=CKV_AWS_119:AWS-managed DynamoDB encryption is used; a customer-managed KMS key is an optional hardening for users.
+  name                        = "${var.name}-idempotency"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "id"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiration"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}

@@ -1,0 +1,99 @@
+output "name" {
+  description = "Prefix of every resource name, \"<name_prefix>-<workspace>\"."
+  value       = local.name
+}
+
+output "workspace" {
+  description = "Terraform workspace (also the API stage and the ENVIRONMENT of the functions)."
+  value       = terraform.workspace
+}
+
+output "region" {
+  description = "AWS region."
+  value       = data.aws_region.current.name
+}
+
+output "api_id" {
+  description = "REST API id."
+  value       = module.api.id
+}
+
+output "api_stage" {
+  description = "REST API stage name."
+  value       = module.api.stage_name
+}
+
+output "api_binary_media_types" {
+  description = "Media types the API base64-encodes (the local runner applies them: the emulator does not keep them)."
+  value       = var.api_binary_media_types
+}
+
+output "api_invoke_url" {
+  description = "Base URL of the API stage."
+  value       = module.api.invoke_url
+}
+
+output "webhook_urls" {
+  description = "Twilio webhook URL of each channel, \"<api_invoke_url>/<channel>\"."
+  value       = { for channel in keys(var.channels) : channel => module.api.route_urls[channel] }
+}
+
+output "event_bus_name" {
+  description = "Event bus name."
+  value       = module.event_routing.bus_name
+}
+
+output "event_bus_arn" {
+  description = "Event bus ARN."
+  value       = module.event_routing.bus_arn
+}
+
+output "tables" {
+  description = "DynamoDB table names: company_data, conversations, idempotency."
+  value       = module.tables.names
+}
+
+output "queues" {
+  description = "Queue URLs by key: \"<channel>-ai-reply\", \"handoff\", \"events-dlq\"."
+  value = merge(
+    { for channel, queue in module.ai_reply_queue : "${channel}-ai-reply" => queue.url },
+    {
+      handoff      = module.handoff_queue.url
+      "events-dlq" = module.events_dlq.url
+    },
+  )
+}
+
+output "dlqs" {
+  description = "Dead-letter queue URLs by dead-letter queue name (\"<queue>-dlq\"; the events DLQ is the dead-letter queue of every rule target)."
+  value = merge(
+    { for queue in module.ai_reply_queue : queue.dlq_name => queue.dlq_url },
+    {
+      (module.handoff_queue.dlq_name) = module.handoff_queue.dlq_url
+      (module.events_dlq.name)        = module.events_dlq.url
+    },
+  )
+}
+
+output "rules" {
+  description = "Event pattern JSON by EventBridge rule name."
+  value       = module.event_routing.event_patterns
+}
+
+output "functions" {
+  description = "Lambda function names by short name (the lambdas/<name> folder)."
+  value = {
+    twilio_webhook  = module.twilio_webhook.function_name
+    reply_processor = module.reply_processor.function_name
+  }
+}
+
+output "tenant_secret_prefix" {
+  description = "Name prefix of tenant secrets in Secrets Manager; the functions may read only these."
+  value       = local.tenant_secret_prefix
+}
+
+output "alerts_topic_arn" {
+  description = "SNS topic the DLQ alarms notify; subscribe on-call people or tools to it."
+  value       = module.monitoring.alerts_topic_arn
+}

@@ -1,0 +1,249 @@
+# AI replies: the reply processor on every channel's AI-reply queue, the handoff notice topic, and
+# the alarm on replies sent but not recorded.
+
+variable "reply_batch_size" {
+  description = "AI-reply queue messages per reply processor invocation. 1 lets each record run in its own environment, so one slow AI call never delays another conversation."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.reply_batch_size >= 1 && var.reply_batch_size <= 10
+    error_message = "reply_batch_size must be 1 to 10."
+  }
+}
+
+variable "reply_processor_timeout_seconds" {
+  description = "Timeout of the reply processor; must cover a batch of the AI call (with SDK retries) and the Twilio sends, and stay within the ai-reply queues' visibility timeout."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.reply_processor_timeout_seconds >= 10 && var.reply_processor_timeout_seconds <= 360
+    error_message = "reply_processor_timeout_seconds must be 10 to 360 (the ai-reply queues' visibility timeout)."
+  }
+}
+
+variable "openai_timeout_seconds" {
+  description = "Timeout of one OpenAI request, in seconds, before the SDK retries it."
+  type        = number
+  default     = 15
+}
+
+variable "openai_max_retries" {
+  description = "Retries the OpenAI SDK makes itself on 429, 5xx and timeouts before the SQS retry."
+  type        = number
+  default     = 2
+}
+
+variable "reply_retry_base_seconds" {
+  description = "First backoff of a failed reply record, doubled on each receive: a transient OpenAI or Twilio failure is retried after this, not after the queue's visibility timeout."
+  type        = number
+  default     = 10
+}
+
+locals {
+  # The ai-reply queues' visibility must outlast one invocation, or a batch still being answered
+  # reappears for a second consumer. (The processor reschedules failed records itself.)
+  reply_processor_visibility_ok = local.ai_reply_visibility_timeout_seconds >= var.reply_processor_timeout_seconds
+}
+
+check "reply_queue_visibility" {
+  assert {
+    condition     = local.reply_processor_visibility_ok
+    error_message = "The ai-reply queues' visibility timeout is shorter than the reply processor's timeout."
+  }
+}
+
+module "reply_processor" {
+  source = "./modules/lambda_function"
+
+  name        = "${local.name}-reply-processor"
+  description = "Answers each burst of customer messages once: lease, one AI call, Twilio reply, history."
+  filename    = "${local.build_dir}/reply_processor.zip"
+  layers      = [module.shared_layer.arn]
+  # One record's worst case is the AI call with its SDK retries plus the Twilio sends.
+  timeout            = var.reply_processor_timeout_seconds
+  memory_size        = 512
+  tracing_mode       = var.lambda_tracing_mode
+  log_retention_days = var.log_retention_days
+
+  environment_variables = {
+    POWERTOOLS_SERVICE_NAME      = "reply-processor"
+    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
+    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
+    COMPANY_TABLE                = module.tables.names.company_data
+    CONVERSATIONS_TABLE          = module.tables.names.conversations
+    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
+    EVENT_BUS_NAME               = module.event_routing.bus_name
+    CHANNELS                     = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix } })
+    OPENAI_BASE_URL              = var.openai_base_url
+    TWILIO_API_BASE_URL          = var.twilio_api_base_url
+    OPENAI_TIMEOUT_SECONDS       = tostring(var.openai_timeout_seconds)
+    OPENAI_MAX_RETRIES           = tostring(var.openai_max_retries)
+    RETRY_BASE_SECONDS           = tostring(var.reply_retry_base_seconds)
+    HEARTBEAT_INTERVAL_SECONDS   = "10"
+    VISIBILITY_EXTEND_SECONDS    = tostring(local.ai_reply_visibility_timeout_seconds)
+    CONVERSATION_TTL_DAYS        = tostring(var.conversation_ttl_days)
+    ENVIRONMENT                  = terraform.workspace
+  }
+
+  sqs_event_sources = [
+    for channel in keys(var.channels) : {
+      queue_arn  = module.ai_reply_queue[channel].arn
+      batch_size = var.reply_batch_size
+    }
+  ]
+
+  policy_statements = [
+    {
+      sid       = "Conversations"
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+      resources = [module.tables.arns.conversations]
+    },
+    {
+      sid       = "TenantConfig"
+      actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.company_data]
+    },
+    {
+      sid       = "PublishHandoffs"
+      actions   = ["events:PutEvents"]
+      resources = [module.event_routing.bus_arn]
+    },
+    {
+      sid       = "TenantSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = ["arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"]
+    },
+    {
+      # The heartbeat and the per-record backoff address a record's queue by URL.
+      sid       = "ReplyQueueUrls"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [for queue in module.ai_reply_queue : queue.arn]
+    },
+  ]
+}
+
+# Handoff notices: people subscribe (email, chat webhook) to hear that a conversation needs them,
+# both when the AI hands off and when a customer writes in a conversation a person has taken over.
+
+# EventBridge cannot publish to a topic encrypted with the AWS-managed aws/sns key (its key policy
+# cannot be changed to trust EventBridge), so the topic has its own key that does.
+data "aws_iam_policy_document" "handoff_notices_key" {
+  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the account root must keep administering it.
+  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the account root must keep administering it.
+  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself.
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "EventBridgePublishes"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "handoff_notices" {
+  description             = "Encrypts the ${local.name}-handoff-notices SNS topic."
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.handoff_notices_key.json
+}
+
+resource "aws_kms_alias" "handoff_notices" {
+  name          = "alias/${local.name}-handoff-notices"
+  target_key_id = aws_kms_key.handoff_notices.key_id
+}
+
+resource "aws_sns_topic" "handoff_notices" {
+  name              = "${local.name}-handoff-notices"
+  kms_master_key_id = aws_kms_key.handoff_notices.arn
+}
+
+data "aws_iam_policy_document" "handoff_notices_topic" {
+  statement {
+    sid       = "HandoffRulePublishes"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.handoff_notices.arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [local.rule_arns["handoff"]]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "handoff_notices" {
+  arn    = aws_sns_topic.handoff_notices.arn
+  policy = data.aws_iam_policy_document.handoff_notices_topic.json
+}
+
+# A second target on the handoff rule: the handoff queue keeps the work, the topic tells people.
+# The notice names the conversation only; numbers and message text stay in the engine.
+resource "aws_cloudwatch_event_target" "handoff_notice" {
+  rule           = module.event_routing.rule_names["handoff"]
+  event_bus_name = module.event_routing.bus_name
+  target_id      = "notify-people"
+  arn            = aws_sns_topic.handoff_notices.arn
+
+  input_transformer {
+    input_paths = {
+      detail_type     = "$.detail-type"
+      channel         = "$.detail.channel"
+      company_id      = "$.detail.company_id"
+      project_id      = "$.detail.project_id"
+      conversation_id = "$.detail.conversation_id"
+    }
+    input_template = "\"<detail_type>: conversation <conversation_id> of <company_id>/<project_id> on <channel> needs a person.\""
+  }
+
+  retry_policy {
+    maximum_event_age_in_seconds = var.event_target_max_age_seconds
+    maximum_retry_attempts       = var.event_target_max_retries
+  }
+
+  dead_letter_config {
+    arn = module.events_dlq.arn
+  }
+
+  depends_on = [aws_sns_topic_policy.handoff_notices]
+}
+
+module "reply_processor_post_send_alarm" {
+  source = "./modules/critical_log_alarm"
+
+  log_group_name    = module.reply_processor.log_group_name
+  metric_name       = "ReplyProcessorPostSendUpdateFailures"
+  alarm_name_prefix = module.reply_processor.function_name
+  alarm_topic_arn   = module.monitoring.alerts_topic_arn
+}
+
+output "handoff_notices_topic_arn" {
+  description = "SNS topic announcing conversations that need a person; subscribe the team to it."
+  value       = aws_sns_topic.handoff_notices.arn
+}

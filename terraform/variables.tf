@@ -1,0 +1,153 @@
+variable "name_prefix" {
+  description = "First part of every resource name, \"<name_prefix>-<workspace>-...\"."
+  type        = string
+  default     = "ai-comms"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
+    error_message = "name_prefix must be 2-21 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region of every resource."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "aws_endpoint_url" {
+  description = "Emulator URL (moto server, LocalStack). When set, every AWS endpoint points there and credentials are not validated. Null for real AWS."
+  type        = string
+  default     = null
+}
+
+variable "channels" {
+  description = "Channels speaking the Twilio webhook format, by name (also the webhook path \"/<name>\"): debounce delay of the AI reply queue and the address prefix Twilio uses (\"whatsapp:\")."
+  type = map(object({
+    debounce_seconds = number
+    address_prefix   = string
+  }))
+  default = {
+    whatsapp = {
+      debounce_seconds = 5
+      address_prefix   = "whatsapp:"
+    }
+  }
+
+  validation {
+    # Lowercase alphanumerics keep channel-derived names (queues, rules, routes) from colliding
+    # with the fixed ones such as "handoff" or "initiate-conversation".
+    condition     = length(var.channels) > 0 && alltrue([for name in keys(var.channels) : can(regex("^[a-z][a-z0-9]{0,19}$", name))])
+    error_message = "Define at least one channel; channel names are 1-20 lowercase letters or digits, starting with a letter."
+  }
+
+  validation {
+    condition     = alltrue([for channel in values(var.channels) : channel.debounce_seconds >= 0 && channel.debounce_seconds <= 900])
+    error_message = "debounce_seconds is an SQS delay: 0 to 900 seconds."
+  }
+}
+
+variable "unmatched_target_arn" {
+  description = "Target of the unmatched-reply rule (replies no tenant claims); null sends them to the handoff queue. An external target must allow EventBridge itself."
+  type        = string
+  default     = null
+}
+
+variable "event_archive_retention_days" {
+  description = "Days the event archive keeps every event for replay (0 keeps them forever)."
+  type        = number
+  default     = 30
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Lambda log groups, in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a retention CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)."
+  }
+}
+
+variable "lambda_log_level" {
+  description = "Log level of the functions (POWERTOOLS_LOG_LEVEL)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.lambda_log_level)
+    error_message = "lambda_log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL."
+  }
+}
+
+variable "lambda_tracing_mode" {
+  description = "X-Ray tracing of the functions and the API stage: \"Active\" traces requests, \"PassThrough\" leaves it to callers."
+  type        = string
+  default     = "PassThrough"
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.lambda_tracing_mode)
+    error_message = "lambda_tracing_mode must be \"Active\" or \"PassThrough\"."
+  }
+}
+
+variable "table_deletion_protection" {
+  description = "Refuse to delete the DynamoDB tables (turn on where the data matters)."
+  type        = bool
+  default     = false
+}
+
+variable "public_base_url" {
+  description = "Public base URL Twilio calls (custom domain or stage URL), used to verify X-Twilio-Signature; empty lets the webhook rebuild it from the request."
+  type        = string
+  default     = ""
+}
+
+variable "api_binary_media_types" {
+  description = "Media types API Gateway passes to the functions base64-encoded (the webhook decodes them); [\"*/*\"] encodes every body."
+  type        = list(string)
+  default     = []
+}
+
+variable "max_webhook_body_bytes" {
+  description = "Largest webhook body the handler accepts, in bytes."
+  type        = number
+  default     = 16384
+}
+
+variable "twilio_api_base_url" {
+  description = "Twilio REST API base URL for the sending functions; empty uses Twilio's own (tests point it at a fake)."
+  type        = string
+  default     = ""
+}
+
+variable "openai_base_url" {
+  description = "OpenAI API base URL for the AI functions; empty uses OpenAI's own (tests point it at a fake)."
+  type        = string
+  default     = ""
+}
+
+variable "event_target_max_retries" {
+  description = "EventBridge delivery attempts per event and target before dead-lettering."
+  type        = number
+  default     = 10
+}
+
+variable "event_target_max_age_seconds" {
+  description = "Maximum age of an event EventBridge still retries before dead-lettering."
+  type        = number
+  default     = 3600
+}
+
+variable "conversation_ttl_days" {
+  description = "Days after its last update a conversation expires (DynamoDB TTL on expires_at)."
+  type        = number
+  default     = 90
+}
+
+variable "build_dir" {
+  description = "Folder holding layer.zip and <function>.zip from the build script; null means \"../build\" next to this module."
+  type        = string
+  default     = null
+}

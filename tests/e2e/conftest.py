@@ -1,0 +1,223 @@
+"""The e2e fixture: one local cloud for the whole session, driven over real HTTP.
+
+`stack` starts, once per session:
+  - the fake OpenAI and fake Twilio servers (in-process threads, free ports; the real SDKs in the
+    Lambdas reach them through the `openai_base_url` / `twilio_api_base_url` Terraform variables);
+  - moto server on a free port, `terraform apply` of the real root module into two workspaces side by
+    side ("e2e": whatsapp + an extra `sms` channel from tfvars; "e2e2": defaults, with every request
+    body base64-encoded by the API as with binaryMediaTypes ["*/*"]);
+  - the local runner (functions from build/*.zip + layer, SQS pollers, the API front).
+
+Tests share the stack, so each one seeds its own tenant with fresh numbers (`stack.tenant()`), which
+keeps them independent. Every wait is bounded: `stack.wait_for(...)` polls until a deadline.
+
+Useful members (see `Stack`): outputs(ws), api_url(ws), client(service), tenant(...),
+conversation(...), post_webhook(...), queue_events(ws, key), wait_for(fn, timeout), openai, twilio,
+cloud (LocalCloud: .runner.invoke/.runner.stats/.endpoint_url).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import boto3
+import pytest
+
+from ai_comms.signature import sign
+from fakes.openai_fake import OpenAIFake
+from fakes.twilio_fake import TwilioFake
+from local_cloud.cloud import LocalCloud
+from local_cloud.seeding import DEFAULT_PREFIXES, SeededTenant, open_conversation, seed_tenant
+from local_cloud.terraform import Workspace
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+MAIN = "e2e"
+SIDE = "e2e2"
+# Debounce windows short enough for a quick suite, long enough for a 2-second burst.
+E2E_CHANNELS = (
+    '{whatsapp={debounce_seconds=4,address_prefix="whatsapp:"},sms={debounce_seconds=2,address_prefix=""}}'
+)
+
+
+def random_tel() -> str:
+    return "+4477009" + "".join(random.choice("0123456789") for _ in range(5))
+
+
+class Stack:
+    def __init__(self, cloud: LocalCloud, openai: OpenAIFake, twilio: TwilioFake) -> None:
+        self.cloud = cloud
+        self.openai = openai
+        self.twilio = twilio
+        self._clients: dict[str, Any] = {}
+        self._leftovers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    def outputs(self, workspace: str = MAIN) -> dict[str, Any]:
+        return self.cloud.outputs[workspace]
+
+    def api_url(self, workspace: str = MAIN) -> str:
+        return self.cloud.api_base_url(workspace)
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.cloud.endpoint_url,
+                region_name=self.cloud.region,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+            )
+        return self._clients[service]
+
+    def tenant(
+        self, workspace: str = MAIN, channels: tuple[str, ...] = ("whatsapp",), **kwargs: Any
+    ) -> SeededTenant:
+        numbers = {channel: random_tel().replace("+44770", "+1415", 1) for channel in channels}
+        return seed_tenant(
+            self.client,
+            self.outputs(workspace),
+            company_id=kwargs.pop("company_id", "co-" + uuid.uuid4().hex[:10]),
+            company_numbers=numbers,
+            **kwargs,
+        )
+
+    def conversation(
+        self, tenant: SeededTenant, customer_tel: str | None = None, workspace: str = MAIN, **fields: Any
+    ) -> Any:
+        return open_conversation(
+            self.client, self.outputs(workspace), tenant, customer_tel or random_tel(), **fields
+        )
+
+    def webhook_form(
+        self,
+        tenant: SeededTenant,
+        customer_tel: str,
+        body: str = "Hello",
+        channel: str = "whatsapp",
+        **extra: str,
+    ) -> dict[str, str]:
+        prefix = DEFAULT_PREFIXES.get(channel, "")
+        form = {
+            "MessageSid": "SM" + uuid.uuid4().hex,
+            "AccountSid": tenant.account_sid,
+            "From": prefix + customer_tel,
+            "To": prefix + tenant.company_numbers[channel],
+            "Body": body,
+            "NumMedia": "0",
+        }
+        form.update(extra)
+        return form
+
+    def post_webhook(
+        self,
+        form: dict[str, str],
+        tenant: SeededTenant | None,
+        channel: str = "whatsapp",
+        workspace: str = MAIN,
+        signature: str | None = None,
+    ) -> tuple[int, str]:
+        url = f"{self.api_url(workspace)}/{channel}"
+        if signature is None:
+            assert tenant is not None
+            signature = sign(tenant.auth_token, url, form)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if signature:
+            headers["X-Twilio-Signature"] = signature
+        return self.http("POST", url, urlencode(form).encode(), headers)
+
+    @staticmethod
+    def http(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> tuple[int, str]:
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def queue_url(self, key: str, workspace: str = MAIN) -> str:
+        return str(self.outputs(workspace)["queues"][key])
+
+    def queue_events(self, key: str, workspace: str = MAIN, wait_seconds: float = 0) -> list[dict[str, Any]]:
+        """Consume every event waiting in an output queue (for queues no function reads)."""
+        url = self.queue_url(key, workspace)
+        sqs = self.client("sqs")
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            if not messages and time.monotonic() >= deadline:
+                return found
+            if not messages:
+                time.sleep(0.2)
+
+    def queue_arn(self, key: str, workspace: str = MAIN) -> str:
+        answer = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_url(key, workspace), AttributeNames=["QueueArn"]
+        )
+        return str(answer["Attributes"]["QueueArn"])
+
+    def consumed_events(self, key: str, workspace: str = MAIN) -> list[dict[str, Any]]:
+        """EventBridge events that a function received from this queue (through its SQS mapping)."""
+        arn = self.queue_arn(key, workspace)
+        assert self.cloud.runner is not None
+        found: list[dict[str, Any]] = []
+        for event, _ in list(self.cloud.runner.history):
+            for record in (event or {}).get("Records", []) if isinstance(event, dict) else []:
+                if record.get("eventSourceARN") == arn:
+                    found.append(json.loads(record["body"]))
+        return found
+
+    def routed(self, key: str, message_sid: str, workspace: str = MAIN) -> list[dict[str, Any]]:
+        """The events for one message that reached a queue, whether a function consumed them or not."""
+        pending = self.queue_events(key, workspace)
+        self._leftovers.setdefault((workspace, key), []).extend(pending)
+        seen = self.consumed_events(key, workspace) + self._leftovers[(workspace, key)]
+        return [e for e in seen if e.get("detail", {}).get("message_sid") == message_sid]
+
+    @staticmethod
+    def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2) -> T:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        pytest.fail("AWS_ENDPOINT_URL is set: the e2e suite starts its own emulator")
+    openai = OpenAIFake(port=0)
+    twilio = TwilioFake(port=0)
+    openai.start()
+    twilio.start()
+    fakes = (("openai_base_url", openai.url + "/v1"), ("twilio_api_base_url", twilio.url))
+    workspaces = [
+        Workspace(MAIN, "local.tfvars", (("channels", E2E_CHANNELS), *fakes)),
+        Workspace(SIDE, "local.tfvars", (("api_binary_media_types", '["*/*"]'), *fakes)),
+    ]
+    cloud = LocalCloud(work_dir=tmp_path_factory.mktemp("local-cloud"))
+    try:
+        cloud.start(emulator_port=0, api_port=0, workspaces=workspaces)
+        yield Stack(cloud, openai, twilio)
+    finally:
+        cloud.stop()
+        openai.stop()
+        twilio.stop()

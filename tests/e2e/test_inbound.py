@@ -1,0 +1,173 @@
+"""Inbound replies over real HTTP: signed webhook -> API -> webhook Lambda -> EventBridge -> queues."""
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from ai_comms.models.events import ReplyReceived
+
+from .conftest import MAIN, SIDE, Stack, random_tel
+
+pytestmark = pytest.mark.e2e
+
+ROUTE_WAIT = 20.0
+
+
+def only_event(stack: Stack, key: str, sid: str, workspace: str = MAIN) -> dict[str, Any]:
+    events = stack.wait_for(lambda: stack.routed(key, sid, workspace), ROUTE_WAIT)
+    time.sleep(0.5)  # a late duplicate would show up here
+    events = stack.routed(key, sid, workspace)
+    assert len(events) == 1, events
+    return events[0]
+
+
+def test_signed_reply_lands_in_the_ai_reply_queue(stack: Stack) -> None:
+    tenant = stack.tenant()
+    conversation = stack.conversation(tenant)
+    form = stack.webhook_form(tenant, conversation.recipient_tel, "Is my order shipped?")
+
+    status, body = stack.post_webhook(form, tenant)
+
+    assert (status, body.endswith("<Response/>")) == (200, True)
+    event = only_event(stack, "whatsapp-ai-reply", form["MessageSid"])
+    assert event["detail-type"] == "ReplyReceived"
+    assert event["detail"]["conversation_id"] == conversation.conversation_id
+    assert event["detail"]["route"] == "ai_reply"
+    assert stack.routed("handoff", form["MessageSid"]) == []
+
+
+def test_handed_off_conversation_goes_to_the_handoff_queue(stack: Stack) -> None:
+    tenant = stack.tenant()
+    conversation = stack.conversation(tenant, handoff_to_human=True, status="handed_off")
+    form = stack.webhook_form(tenant, conversation.recipient_tel, "Can a person call me?")
+
+    assert stack.post_webhook(form, tenant)[0] == 200
+
+    event = only_event(stack, "handoff", form["MessageSid"])
+    assert event["detail"]["route"] == "handoff"
+    assert stack.routed("whatsapp-ai-reply", form["MessageSid"]) == []
+
+
+def test_unknown_sender_goes_to_the_unmatched_target(stack: Stack) -> None:
+    tenant = stack.tenant()
+    form = stack.webhook_form(tenant, random_tel(), "Who are you?")
+
+    assert stack.post_webhook(form, tenant)[0] == 200
+
+    # Default unmatched target: the handoff queue, where a human sees the stray message.
+    event = only_event(stack, "handoff", form["MessageSid"])
+    assert event["detail"]["route"] == "unmatched"
+    assert event["detail"]["conversation_id"] is None
+
+
+@pytest.mark.parametrize("signature", ["", "d3Jvbmc="], ids=["missing", "wrong"])
+def test_bad_signature_is_refused_and_nothing_is_queued(stack: Stack, signature: str) -> None:
+    tenant = stack.tenant()
+    conversation = stack.conversation(tenant)
+    form = stack.webhook_form(tenant, conversation.recipient_tel)
+
+    status, _ = stack.post_webhook(form, tenant, signature=signature)
+
+    assert status == 403
+    time.sleep(2)
+    for key in ("whatsapp-ai-reply", "handoff", "sms-ai-reply", "events-dlq"):
+        assert stack.routed(key, form["MessageSid"]) == []
+    assert json.loads(json.dumps(stack.outputs()["queues"]))  # every queue checked above exists
+
+
+def test_same_message_sid_three_times_publishes_one_event(stack: Stack) -> None:
+    tenant = stack.tenant()
+    conversation = stack.conversation(tenant)
+    form = stack.webhook_form(tenant, conversation.recipient_tel)
+
+    statuses = [stack.post_webhook(form, tenant)[0] for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    only_event(stack, "whatsapp-ai-reply", form["MessageSid"])
+
+
+def test_base64_flagged_body_is_accepted(stack: Stack) -> None:
+    # The side workspace's API treats every media type as binary, so API Gateway base64-encodes bodies.
+    tenant = stack.tenant(workspace=SIDE)
+    conversation = stack.conversation(tenant, workspace=SIDE)
+    form = stack.webhook_form(tenant, conversation.recipient_tel, "Encoded hello ✓")
+
+    assert stack.post_webhook(form, tenant, workspace=SIDE)[0] == 200
+
+    event = only_event(stack, "whatsapp-ai-reply", form["MessageSid"], SIDE)
+    assert event["detail"]["body"] == "Encoded hello ✓"
+    flagged = [e for e, _ in stack.cloud.runner.history if isinstance(e, dict) and e.get("isBase64Encoded")]
+    assert flagged, "the API front did not base64-encode the body"
+
+
+def test_sms_channel_from_tfvars_routes_to_its_own_queue(stack: Stack) -> None:
+    tenant = stack.tenant(channels=("whatsapp", "sms"))
+    conversation = stack.conversation(tenant, channel="sms")
+    form = stack.webhook_form(tenant, conversation.recipient_tel, "Via SMS", channel="sms")
+
+    assert stack.post_webhook(form, tenant, channel="sms")[0] == 200
+
+    event = only_event(stack, "sms-ai-reply", form["MessageSid"])
+    assert event["detail"]["channel"] == "sms"
+    assert stack.routed("whatsapp-ai-reply", form["MessageSid"]) == []
+
+
+def test_two_workspaces_live_side_by_side(stack: Stack) -> None:
+    main, side = stack.outputs(MAIN), stack.outputs(SIDE)
+    assert main["name"] != side["name"]
+    assert set(main["tables"].values()).isdisjoint(side["tables"].values())
+    assert set(main["queues"].values()).isdisjoint(side["queues"].values())
+    assert main["event_bus_name"] != side["event_bus_name"]
+    assert set(main["functions"].values()).isdisjoint(side["functions"].values())
+    # A tenant of one workspace is unknown to the other: its webhook is refused there.
+    tenant = stack.tenant(workspace=MAIN)
+    form = stack.webhook_form(tenant, random_tel())
+    assert stack.post_webhook(form, tenant, workspace=SIDE)[0] == 403
+
+
+def test_unknown_route_is_refused_by_the_api(stack: Stack) -> None:
+    status, body = stack.http("POST", f"{stack.api_url()}/telegram", b"x=1", {})
+    assert status == 403 and "Missing Authentication Token" in body
+
+
+def test_every_rule_pattern_matches_the_events_the_code_emits(stack: Stack) -> None:
+    events = stack.client("events")
+    samples = {
+        route: ReplyReceived(
+            channel="whatsapp",
+            route=route,
+            company_id="c",
+            project_id="p",
+            conversation_id=None,
+            recipient_tel="+447700900123",
+            customer_address="whatsapp:+447700900123",
+            company_address="whatsapp:+14155550100",
+            message_sid="SM" + "0" * 32,
+            body="hi",
+            received_at="2026-01-01T00:00:00.000Z",
+        )
+        for route in ("ai_reply", "handoff", "unmatched")
+    }
+    rules: dict[str, str] = stack.outputs()["rules"]
+    matched: dict[str, list[str]] = {}
+    for rule, pattern in rules.items():
+        for route, detail in samples.items():
+            envelope = {
+                "id": "1",
+                "account": "123456789012",
+                "source": detail.SOURCE,
+                "time": "2026-01-01T00:00:00Z",
+                "region": stack.cloud.region,
+                "resources": [],
+                "detail-type": detail.DETAIL_TYPE,
+                "detail": json.loads(detail.model_dump_json()),
+            }
+            if events.test_event_pattern(EventPattern=pattern, Event=json.dumps(envelope))["Result"]:
+                matched.setdefault(rule, []).append(route)
+    name = stack.outputs()["name"]
+    assert matched.get(f"{name}-whatsapp-ai-reply") == ["ai_reply"]
+    assert matched.get(f"{name}-handoff") == ["handoff"]
+    assert matched.get(f"{name}-unmatched") == ["unmatched"]
+    assert f"{name}-sms-ai-reply" not in matched  # channel-specific: a whatsapp event is not sms

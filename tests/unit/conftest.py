@@ -1,0 +1,163 @@
+"""In-process AWS (moto's mock_aws) with the tables, bus routing and a tenant the webhook needs."""
+
+import importlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ai_comms import aws_clients
+from ai_comms.models.tenant import AiSettings, ChannelSettings, ProjectConfig
+from ai_comms.tenants import TenantRepository
+
+REGION = "eu-west-1"
+COMPANY_NUMBER = "+14155550100"
+CUSTOMER_NUMBER = "+447700900123"
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "unit-auth-token"
+TABLES = {"company": "t-company-data", "conversations": "t-conversations", "idempotency": "t-idempotency"}
+BUS = "t-bus"
+
+
+@dataclass
+class Cloud:
+    dynamodb: Any
+    sqs: Any
+    events: Any
+    queues: dict[str, str]
+
+    def drain(self, name: str) -> list[dict[str, Any]]:
+        """Every event waiting in a queue, as EventBridge delivered it."""
+        found: list[dict[str, Any]] = []
+        for _ in range(5):
+            answer = self.sqs.receive_message(QueueUrl=self.queues[name], MaxNumberOfMessages=10)
+            messages = answer.get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queues[name], ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+
+def _tables(dynamodb: Any) -> None:
+    dynamodb.create_table(
+        TableName=TABLES["company"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "company_id", "KeyType": "HASH"},
+            {"AttributeName": "project_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "company_id", "AttributeType": "S"},
+            {"AttributeName": "project_id", "AttributeType": "S"},
+        ],
+    )
+    dynamodb.create_table(
+        TableName=TABLES["conversations"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "recipient_tel", "KeyType": "HASH"},
+            {"AttributeName": "conversation_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "recipient_tel", "AttributeType": "S"},
+            {"AttributeName": "conversation_id", "AttributeType": "S"},
+            {"AttributeName": "channel_created_at", "AttributeType": "S"},
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by-company-address",
+                "KeySchema": [
+                    {"AttributeName": "recipient_tel", "KeyType": "HASH"},
+                    {"AttributeName": "channel_created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    dynamodb.create_table(
+        TableName=TABLES["idempotency"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
+
+
+def _routing(events: Any, sqs: Any) -> dict[str, str]:
+    events.create_event_bus(Name=BUS)
+    queues: dict[str, str] = {}
+    for route in ("ai_reply", "handoff", "unmatched"):
+        url = sqs.create_queue(QueueName=f"q-{route}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(
+            Name=f"r-{route}", EventBusName=BUS, EventPattern=json.dumps({"detail": {"route": [route]}})
+        )
+        events.put_targets(Rule=f"r-{route}", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
+        queues[route] = url
+    return queues
+
+
+def demo_project(**overrides: Any) -> ProjectConfig:
+    data: dict[str, Any] = {
+        "company_id": "acme",
+        "project_id": "support",
+        "allowed_channels": ["whatsapp"],
+        "channels": {
+            "whatsapp": ChannelSettings(
+                address="whatsapp:" + COMPANY_NUMBER, twilio_secret_ref="t/tenants/acme/twilio"
+            )
+        },
+        "ai": AiSettings(instructions="Be brief.", openai_secret_ref="t/tenants/acme/openai"),
+    }
+    data.update(overrides)
+    return ProjectConfig(**data)
+
+
+@pytest.fixture
+def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "COMPANY_TABLE": TABLES["company"],
+        "CONVERSATIONS_TABLE": TABLES["conversations"],
+        "IDEMPOTENCY_TABLE": TABLES["idempotency"],
+        "EVENT_BUS_NAME": BUS,
+        "CHANNELS": json.dumps({"whatsapp": {"address_prefix": "whatsapp:"}, "sms": {"address_prefix": ""}}),
+        "POWERTOOLS_METRICS_NAMESPACE": "AiCommsTest",
+        "POWERTOOLS_SERVICE_NAME": "unit",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    with mock_aws():
+        aws_clients.client.cache_clear()
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        _tables(dynamodb)
+        queues = _routing(events, sqs)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        secrets.create_secret(
+            Name="t/tenants/acme/twilio",
+            SecretString=json.dumps({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}),
+        )
+        TenantRepository(dynamodb, TABLES["company"]).put_project(demo_project(), "2026-01-01T00:00:00Z")
+        yield Cloud(dynamodb=dynamodb, sqs=sqs, events=events, queues=queues)
+        aws_clients.client.cache_clear()
+
+
+@pytest.fixture
+def webhook(cloud: Cloud) -> Any:
+    """The handler module, imported inside the mocked account as a fresh container would."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    import lambdas.twilio_webhook.handler as module
+
+    return importlib.reload(module)

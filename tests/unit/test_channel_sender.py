@@ -1,0 +1,433 @@
+"""The channel sender against in-process AWS and the OpenAI/Twilio fakes over HTTP with the real SDKs."""
+
+import json
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ai_comms.clock import iso, utc_now
+from ai_comms.dynamo import from_item
+from fakes.openai_fake import OpenAIFake
+from fakes.twilio_fake import TwilioFake
+
+from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud
+from .lambda_context import FakeContext
+from .outbound_support import (
+    CONTENT_SID,
+    Outbound,
+    call_initiate,
+    fakes,
+    initiate,
+    initiate_event,
+    outbound,
+    request_body,
+    sender,
+)
+
+__all__ = ["fakes", "initiate", "outbound", "sender"]
+
+Fakes = tuple[OpenAIFake, TwilioFake]
+
+
+def request(outbound: Outbound, initiate: Any, **overrides: Any) -> tuple[str, list[dict[str, Any]]]:
+    status, body = call_initiate(initiate, initiate_event(request_body(**overrides)))
+    assert status == 202
+    return body["conversation_id"], outbound.receive()
+
+
+def run(sender: Any, outbound: Outbound, messages: list[dict[str, Any]]) -> list[str]:
+    """Invoke the handler as the event source mapping does; returns the failed message ids."""
+    answer = sender.lambda_handler(outbound.lambda_event(messages), FakeContext())
+    return [failure["itemIdentifier"] for failure in answer["batchItemFailures"]]
+
+
+def stored(cloud: Cloud, conversation_id: str) -> dict[str, Any]:
+    item = cloud.dynamodb.get_item(
+        TableName=TABLES["conversations"],
+        Key={"recipient_tel": {"S": CUSTOMER_NUMBER}, "conversation_id": {"S": conversation_id}},
+        ConsistentRead=True,
+    )["Item"]
+    return from_item(item)
+
+
+def with_receive_count(messages: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    return [{**m, "Attributes": {**m["Attributes"], "ApproximateReceiveCount": str(count)}} for m in messages]
+
+
+def api_calls(fake: OpenAIFake | TwilioFake, path_part: str) -> int:
+    return sum(1 for entry in fake.requests.snapshot() if path_part in entry["path"])
+
+
+class AtomicCalls:
+    """DynamoDB applies each request atomically; in-process moto does not across threads, so calls are
+    serialized here the way the service orders them."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
+def test_template_sent_with_ai_variables_and_record_complete(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    conversation_id, messages = request(outbound, initiate)
+
+    assert run(sender, outbound, messages) == []
+
+    [message] = twilio_fake.messages()
+    assert message["to"] == "whatsapp:" + CUSTOMER_NUMBER
+    assert message["from"] == "whatsapp:" + COMPANY_NUMBER
+    assert message["content_sid"] == CONTENT_SID
+    variables = message["content_variables"]
+    assert set(variables) == {"1", "2"} and all(variables.values())
+    [ai_conversation] = openai_fake.conversations()
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "active"
+    assert record["ai_conversation_id"] == ai_conversation["id"]
+    assert record["template_sid"] == message["sid"]
+    assert record["template_variables"] == variables
+    assert record["request_id"] == "order-1001"
+    assert record["channel"] == "whatsapp" and record["company_id"] == "acme"
+    assert record["customer_address"] == "whatsapp:" + CUSTOMER_NUMBER
+    assert record["channel_created_at"] == f"whatsapp:{COMPANY_NUMBER}#{record['created_at']}"
+    assert record["expires_at"] > time.time() + 80 * 86400
+    [history] = record["messages"]
+    assert history["direction"] == "outbound" and history["sid"] == message["sid"]
+    assert CONTENT_SID in history["body"] and variables["1"] in history["body"]
+    assert set(record["timings"]) == {"queue_ms", "ai_ms", "send_ms", "request_to_sent_ms"}
+    assert "send_claim_id" not in record and "last_error" not in record
+
+
+def test_ai_is_asked_with_the_template_schema_and_context(
+    outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, _ = fakes
+    _, messages = request(outbound, initiate)
+    run(sender, outbound, messages)
+    [call] = [e for e in openai_fake.requests.snapshot() if e["path"].endswith("/responses")]
+    schema = call["body"]["text"]["format"]["schema"]
+    assert schema["required"] == ["1", "2"]
+    assert schema["properties"]["1"]["description"] == "The customer's first name"
+    assert call["body"]["model"] == "gpt-unit"
+    context = json.loads(call["body"]["input"][0]["content"])
+    assert context["recipient"] == {"first_name": "Ada", "last_name": "Lovelace"}
+    assert context["project_data"] == {"order": "1001", "topic": "delivery slot"}
+    assert CUSTOMER_NUMBER not in json.dumps(call["body"])
+
+
+def test_redelivery_after_success_sends_nothing(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    _, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == []
+    calls = len(openai_fake.requests.snapshot())
+    assert run(sender, outbound, with_receive_count(messages, 2)) == []
+    assert len(twilio_fake.messages()) == 1
+    assert len(openai_fake.requests.snapshot()) == calls
+
+
+def test_same_request_in_one_batch_sends_once(
+    outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    _, twilio_fake = fakes
+    _, messages = request(outbound, initiate)
+    duplicate = {**messages[0], "MessageId": "duplicate-delivery"}
+    assert run(sender, outbound, [messages[0], duplicate]) == []
+    assert len(twilio_fake.messages()) == 1
+
+
+def test_concurrent_deliveries_send_once(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    twilio_fake.set_latency(0.5)
+    openai_fake.set_latency(0.1)
+    conversation_id, messages = request(outbound, initiate)
+    records = sender.sender._records
+    records._db = AtomicCalls(records._db)
+    results: list[list[str]] = []
+
+    def deliver(message_id: str) -> None:
+        results.append(run(sender, outbound, [{**messages[0], "MessageId": message_id}]))
+
+    threads = [threading.Thread(target=deliver, args=(f"m-{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert results == [[], [], []]
+    assert len(twilio_fake.messages()) == 1
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "active" and len(record["messages"]) == 1
+    # Every delivery converged on the AI conversation the record kept.
+    assert {
+        e["conversation_id"] for e in openai_fake.requests.snapshot() if e["path"].endswith("/responses")
+    } <= {record["ai_conversation_id"]}
+
+
+def test_openai_failing_twice_then_recovering_sends_once(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    openai_fake.add_faults({"status": 500, "count": 2})
+    conversation_id, messages = request(outbound, initiate)
+
+    assert run(sender, outbound, with_receive_count(messages, 1)) == [messages[0]["MessageId"]]
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "initiating" and "OpenAI unavailable" in record["last_error"]
+    assert run(sender, outbound, with_receive_count(messages, 2)) == [messages[0]["MessageId"]]
+    assert run(sender, outbound, with_receive_count(messages, 3)) == []
+
+    assert len(twilio_fake.messages()) == 1
+    assert stored(cloud, conversation_id)["status"] == "active"
+
+
+def test_twilio_failure_retry_reuses_ai_work(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    twilio_fake.add_faults({"status": 503, "count": 1})
+    conversation_id, messages = request(outbound, initiate)
+
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "initiating"
+    assert record["ai_conversation_id"].startswith("conv_") and record["template_variables"]
+    assert "send_claim_id" not in record
+
+    assert run(sender, outbound, with_receive_count(messages, 2)) == []
+    assert api_calls(openai_fake, "/responses") == 1
+    assert api_calls(openai_fake, "/conversations") == 1
+    [message] = twilio_fake.messages()
+    assert message["content_variables"] == record["template_variables"]
+    assert stored(cloud, conversation_id)["ai_conversation_id"] == record["ai_conversation_id"]
+
+
+def test_twilio_permanent_failure_marks_failed_and_keeps_failing(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    twilio_fake.add_faults({"status": 400, "count": 1})
+    conversation_id, messages = request(outbound, initiate)
+
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "failed" and "400" in record["last_error"]
+    calls = len(openai_fake.requests.snapshot()) + len(twilio_fake.requests.snapshot())
+
+    # Redeliveries fail fast without calling anyone, until the queue moves the message to its DLQ.
+    assert run(sender, outbound, with_receive_count(messages, 2)) == [messages[0]["MessageId"]]
+    assert len(openai_fake.requests.snapshot()) + len(twilio_fake.requests.snapshot()) == calls
+    assert twilio_fake.messages() == []
+
+
+def test_permanent_ai_refusal_marks_failed(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    openai_fake.add_faults({"status": 401, "count": 1})
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    assert stored(cloud, conversation_id)["status"] == "failed"
+    assert twilio_fake.messages() == []
+
+
+def test_transient_failure_on_the_last_receive_marks_failed(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    _, twilio_fake = fakes
+    twilio_fake.add_faults({"status": 500, "count": 1})
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, with_receive_count(messages, 3)) == [messages[0]["MessageId"]]
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "failed" and "500" in record["last_error"]
+
+
+def test_failure_after_the_send_is_critical_and_not_retried(
+    cloud: Cloud,
+    outbound: Outbound,
+    initiate: Any,
+    sender: Any,
+    fakes: Fakes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, twilio_fake = fakes
+    conversation_id, messages = request(outbound, initiate)
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+
+    sender.sender._records.complete = broken
+    assert run(sender, outbound, messages) == []
+
+    [message] = twilio_fake.messages()
+    [critical] = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert critical.__dict__["critical_event"] == "post_send_update_failed"
+    assert critical.__dict__["message_sid"] == message["sid"]
+    assert critical.__dict__["conversation_id"] == conversation_id
+    assert stored(cloud, conversation_id)["status"] == "sending"
+
+
+def test_slow_ai_is_covered_by_the_visibility_heartbeat(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    cloud.sqs.set_queue_attributes(QueueUrl=outbound.url, Attributes={"VisibilityTimeout": "1"})
+    openai_fake.set_latency(1.0)
+    _, messages = request(outbound, initiate)
+    seen_by_others: list[dict[str, Any]] = []
+    beats: list[int] = []
+    real_change = sender.sender._sqs.change_message_visibility
+
+    def counting(**kwargs: Any) -> Any:
+        beats.append(kwargs["VisibilityTimeout"])
+        return real_change(**kwargs)
+
+    sender.sender._sqs.change_message_visibility = counting
+    worker = threading.Thread(target=lambda: run(sender, outbound, messages))
+    worker.start()
+    while worker.is_alive():
+        seen_by_others.extend(outbound.receive())
+        time.sleep(0.2)
+    worker.join()
+
+    assert beats and set(beats) == {1}
+    assert seen_by_others == []
+    assert len(twilio_fake.messages()) == 1
+
+
+def test_heartbeat_failure_fails_the_record_before_sending(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    openai_fake.set_latency(0.5)
+    cloud.sqs.set_queue_attributes(QueueUrl=outbound.url, Attributes={"VisibilityTimeout": "1"})
+    conversation_id, messages = request(outbound, initiate)
+
+    def lost(**_: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ReceiptHandleIsInvalid"}}, "ChangeMessageVisibility")
+
+    sender.sender._sqs.change_message_visibility = lost
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    assert twilio_fake.messages() == []
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "initiating" and "HeartbeatLost" in record["last_error"]
+
+
+def test_heartbeat_stops_in_every_outcome(
+    outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    _, twilio_fake = fakes
+    twilio_fake.add_faults({"status": 400, "count": 1})
+    _, messages = request(outbound, initiate)
+    before = {t.ident for t in threading.enumerate() if t.name == "visibility-heartbeat"}
+    run(sender, outbound, messages)
+    run(sender, outbound, with_receive_count(messages, 2))
+    after = {t.ident for t in threading.enumerate() if t.name == "visibility-heartbeat"}
+    assert after <= before
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json", json.dumps({"detail-type": "ReplyReceived", "detail": {}}), json.dumps({"detail": {}})],
+    ids=["not-json", "other-event", "bad-detail"],
+)
+def test_unreadable_messages_are_reported(outbound: Outbound, sender: Any, fakes: Fakes, body: str) -> None:
+    outbound.cloud.sqs.send_message(QueueUrl=outbound.url, MessageBody=body)
+    messages = outbound.receive()
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    assert fakes[1].messages() == []
+
+
+def test_a_live_claim_is_waited_for_then_respected(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    """Another delivery holds the send claim and finishes while this one waits: no second send."""
+    _, twilio_fake = fakes
+    conversation_id, messages = request(outbound, initiate)
+    records = sender.sender._records
+    real_claim = records.claim
+
+    def finish_other_holder() -> None:
+        time.sleep(0.8)
+        key = {"recipient_tel": {"S": CUSTOMER_NUMBER}, "conversation_id": {"S": conversation_id}}
+        cloud.dynamodb.update_item(
+            TableName=TABLES["conversations"],
+            Key=key,
+            UpdateExpression="SET #s = :a, template_sid = :sid",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":a": {"S": "active"}, ":sid": {"S": "SM" + "b" * 32}},
+        )
+
+    def claimed_by_other(tel: str, cid: str, claim_id: str, now_ms: int, until_ms: int, now: str) -> bool:
+        real_claim(tel, cid, "other-holder", now_ms, until_ms + 60_000, now)
+        records.claim = real_claim
+        threading.Thread(target=finish_other_holder).start()
+        return False
+
+    records.claim = claimed_by_other
+    assert run(sender, outbound, messages) == []
+    assert twilio_fake.messages() == []
+    assert stored(cloud, conversation_id)["template_sid"] == "SM" + "b" * 32
+
+
+def test_an_expired_claim_is_taken_over(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    """A holder that died mid-send leaves its claim; once expired, the next delivery sends."""
+    _, twilio_fake = fakes
+    conversation_id, messages = request(outbound, initiate)
+    records = sender.sender._records
+    real_claim = records.claim
+
+    def expired_then_real(tel: str, cid: str, claim_id: str, now_ms: int, until_ms: int, now: str) -> bool:
+        assert real_claim(tel, cid, "dead-holder", now_ms - 120_000, now_ms - 60_000, iso(utc_now()))
+        records.claim = real_claim
+        return real_claim(tel, cid, claim_id, now_ms, until_ms, now)
+
+    records.claim = expired_then_real
+    assert run(sender, outbound, messages) == []
+    assert len(twilio_fake.messages()) == 1
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "active" and record["send_attempts"] == 2
+
+
+def test_a_claim_that_never_ends_fails_the_record_for_a_later_retry(
+    cloud: Cloud,
+    outbound: Outbound,
+    initiate: Any,
+    sender: Any,
+    fakes: Fakes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, twilio_fake = fakes
+    conversation_id, messages = request(outbound, initiate)
+    records = sender.sender._records
+    real_claim = records.claim
+    monkeypatch.setattr(sender.sender, "_sleep", lambda _: None)
+    monkeypatch.setattr(sender.sender, "_sender", replace(sender.sender._sender, claim_wait_seconds=0.0))
+
+    def held(tel: str, cid: str, claim_id: str, now_ms: int, until_ms: int, now: str) -> bool:
+        real_claim(tel, cid, "slow-holder", now_ms, until_ms + 600_000, now)
+        return False
+
+    records.claim = held
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    assert twilio_fake.messages() == []
+    assert stored(cloud, conversation_id)["status"] == "sending"

@@ -1,0 +1,367 @@
+"""The local runner against a real moto server, with resources made by boto3 instead of Terraform.
+
+Fast (no terraform): proves the Lambda/API Gateway/SQS hops the e2e suite relies on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local_cloud.artifacts import write_deterministic_zip, write_manifest
+from local_cloud.cloud import free_port
+from local_cloud.emulator import Emulator
+from local_cloud.runner import PackagingError, Runner
+
+REGION = "eu-west-1"
+STAGE = "test"
+
+ECHO_HANDLER = """
+import json
+import os
+import sys
+import time
+
+import layer_helper
+
+
+def lambda_handler(event, context):
+    if "Records" in event:
+        with open(os.environ["RECORD_FILE"], "a") as sink:
+            sink.write(json.dumps(event) + "\\n")
+        failed = [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "fail"]
+        return {"batchItemFailures": failed}
+    time.sleep(event.get("sleep", 0))
+    print("echo handled", context.aws_request_id)
+    payload = {
+        "event": event,
+        "env": dict(os.environ),
+        "layer": layer_helper.VALUE,
+        "sys_path": sys.path,
+        "function_name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
+    return {"statusCode": 201, "headers": {"X-Echo": "yes"}, "body": json.dumps(payload)}
+"""
+BROKEN_HANDLER = 'raise ImportError("a dependency is missing from the package")\n'
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator(free_port()) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("build")
+    sources = tmp_path_factory.mktemp("sources")
+    files = {
+        "handler_echo.py": ECHO_HANDLER,
+        "handler_broken.py": BROKEN_HANDLER,
+        "layer_helper.py": "VALUE = 42\n",
+    }
+    for name, text in files.items():
+        (sources / name).write_text(text)
+    write_deterministic_zip(root / "layer.zip", [("python/layer_helper.py", sources / "layer_helper.py")])
+    write_deterministic_zip(root / "echo.zip", [("handler.py", sources / "handler_echo.py")])
+    write_deterministic_zip(root / "broken.zip", [("handler.py", sources / "handler_broken.py")])
+    (root / "runtime").mkdir()
+    write_manifest(root)
+    return root
+
+
+class Deployed:
+    """What the fixture created, for assertions."""
+
+    def __init__(self) -> None:
+        self.queue_url = ""
+        self.dlq_url = ""
+        self.api_id = ""
+        self.api_key = ""
+        self.record_file = Path()
+
+
+def client(emulator: Emulator, service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=emulator.url,
+        region_name=REGION,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def add_route(
+    apigw: Any, api_id: str, parent: str, part: str, method: str, fn_arn: str, key: bool = False
+) -> str:
+    resource = apigw.create_resource(restApiId=api_id, parentId=parent, pathPart=part)["id"]
+    apigw.put_method(
+        restApiId=api_id, resourceId=resource, httpMethod=method, authorizationType="NONE", apiKeyRequired=key
+    )
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=resource,
+        httpMethod=method,
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{fn_arn}/invocations",
+    )
+    return str(resource)
+
+
+@pytest.fixture(scope="module")
+def deployed(emulator: Emulator, build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+    out = Deployed()
+    out.record_file = tmp_path_factory.mktemp("records") / "sqs.jsonl"
+    lam, sqs, iam, apigw = (client(emulator, s) for s in ("lambda", "sqs", "iam", "apigateway"))
+    role = iam.create_role(RoleName="runner-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    layer = lam.publish_layer_version(
+        LayerName="shared", Content={"ZipFile": (build_dir / "layer.zip").read_bytes()}
+    )
+    arns = {}
+    for name, artifact, timeout in (
+        ("echo", "echo.zip", 10),
+        ("slow", "echo.zip", 1),
+        ("broken", "broken.zip", 5),
+    ):
+        arns[name] = lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.lambda_handler",
+            Code={"ZipFile": (build_dir / artifact).read_bytes()},
+            Layers=[layer["LayerVersionArn"]],
+            Timeout=timeout,
+            Environment={"Variables": {"RECORD_FILE": str(out.record_file), "GREETING": "hello"}},
+        )["FunctionArn"]
+    out.dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=out.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})
+    out.queue_url = sqs.create_queue(
+        QueueName="work", Attributes={"VisibilityTimeout": "1", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=out.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    lam.create_event_source_mapping(
+        EventSourceArn=queue_arn,
+        FunctionName="echo",
+        BatchSize=10,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    out.api_id = apigw.create_rest_api(name="runner-test")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=out.api_id)["items"] if r["path"] == "/")
+    add_route(apigw, out.api_id, root, "echo", "POST", arns["echo"])
+    add_route(apigw, out.api_id, root, "broken", "POST", arns["broken"])
+    add_route(apigw, out.api_id, root, "secure", "POST", arns["echo"], key=True)
+    items = add_route(apigw, out.api_id, root, "items", "GET", arns["echo"])
+    add_route(apigw, out.api_id, items, "{id}", "ANY", arns["echo"])
+    apigw.create_deployment(restApiId=out.api_id, stageName=STAGE)
+    key = apigw.create_api_key(name="runner-test", enabled=True)
+    plan = apigw.create_usage_plan(name="runner-test", apiStages=[{"apiId": out.api_id, "stage": STAGE}])
+    apigw.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    out.api_key = key["value"]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runner(
+    emulator: Emulator, build_dir: Path, deployed: Deployed, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runner]:
+    work_dir = tmp_path_factory.mktemp("local")
+    running = Runner(emulator.url, build_dir, work_dir, region=REGION, api_port=0, log_dir=work_dir / "logs")
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_discovers_what_was_deployed(runner: Runner) -> None:
+    assert runner.topology is not None
+    assert set(runner.topology.functions) == {"echo", "slow", "broken"}
+    assert len(runner.pollers) == 1
+    assert {(r.stage, r.resource_path, r.method) for r in runner.topology.routes} >= {
+        (STAGE, "/echo", "POST"),
+        (STAGE, "/items/{id}", "ANY"),
+    }
+
+
+def test_post_reaches_handler_with_proxy_event(runner: Runner) -> None:
+    url = f"{runner.api_base_url}/{STAGE}/echo?x=1&x=2"
+    status, body = http("POST", url, b'{"hello": "world"}', {"Content-Type": "application/json"})
+    assert status == 201
+    event = body["event"]
+    assert event["path"] == "/echo"
+    assert event["resource"] == "/echo"
+    assert event["httpMethod"] == "POST"
+    assert event["body"] == '{"hello": "world"}'
+    assert event["isBase64Encoded"] is False
+    assert event["requestContext"]["path"] == f"/{STAGE}/echo"
+    assert event["requestContext"]["stage"] == STAGE
+    assert event["headers"]["X-Forwarded-Proto"] == "http"
+    assert event["queryStringParameters"] == {"x": "2"}
+    assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"]}
+    assert body["layer"] == 42
+    assert body["function_name"] == "echo"
+    assert 0 < body["remaining_ms"] <= 10_000
+
+
+def test_worker_sees_only_the_lambda_environment(runner: Runner) -> None:
+    _, body = http("POST", f"{runner.api_base_url}/{STAGE}/echo", b"{}")
+    env = body["env"]
+    assert env["GREETING"] == "hello"
+    assert env["AWS_ENDPOINT_URL"] == runner.endpoint_url
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "echo"
+    assert "PYTHONPATH" not in env and "VIRTUAL_ENV" not in env
+    code_dir, layer_dir = body["sys_path"][:2]
+    assert code_dir.endswith("lambda/echo/code") and layer_dir.endswith("lambda/echo/layer/python")
+    assert not any("site-packages" in entry for entry in body["sys_path"])
+
+
+def test_path_parameters_and_any_method(runner: Runner) -> None:
+    status, body = http("DELETE", f"{runner.api_base_url}/{STAGE}/items/abc")
+    assert status == 201
+    assert body["event"]["pathParameters"] == {"id": "abc"}
+    assert body["event"]["resource"] == "/items/{id}"
+
+
+def test_unknown_route_or_method_is_missing_token(runner: Runner) -> None:
+    for method, path in (
+        ("POST", f"/{STAGE}/nowhere"),
+        ("GET", f"/{STAGE}/echo"),
+        ("POST", "/other-stage/echo"),
+    ):
+        status, body = http(method, runner.api_base_url + path, b"")
+        assert (status, body) == (403, {"message": "Missing Authentication Token"}), (method, path)
+
+
+def test_api_key_required(runner: Runner, deployed: Deployed) -> None:
+    url = f"{runner.api_base_url}/{STAGE}/secure"
+    assert http("POST", url, b"{}") == (403, {"message": "Forbidden"})
+    assert http("POST", url, b"{}", {"x-api-key": "wrong"}) == (403, {"message": "Forbidden"})
+    status, body = http("POST", url, b"{}", {"x-api-key": deployed.api_key})
+    assert status == 201
+    assert body["event"]["requestContext"]["identity"]["apiKey"] == deployed.api_key
+
+
+def test_import_error_is_a_502(runner: Runner) -> None:
+    status, body = http("POST", f"{runner.api_base_url}/{STAGE}/broken", b"{}")
+    assert (status, body) == (502, {"message": "Internal server error"})
+    failure = next(i for i in reversed(runner.stats) if i.function_name == "broken")
+    assert failure.error is not None and failure.error["type"] == "Runtime.ImportModuleError"
+
+
+def test_timeout_kills_and_restarts_the_worker(runner: Runner) -> None:
+    timed_out = runner.invoke("slow", {"sleep": 5})
+    assert timed_out.error is not None and timed_out.error["type"] == "Sandbox.Timedout"
+    again = runner.invoke("slow", {})
+    assert again.error is None and again.cold_start and again.init_ms is not None
+
+
+def test_sqs_message_is_processed_and_deleted(runner: Runner, deployed: Deployed, emulator: Emulator) -> None:
+    sqs = client(emulator, "sqs")
+    sent = sqs.send_message(
+        QueueUrl=deployed.queue_url,
+        MessageBody="ok",
+        MessageAttributes={"kind": {"DataType": "String", "StringValue": "test"}},
+    )
+
+    def seen() -> dict[str, Any] | None:
+        if not deployed.record_file.exists():
+            return None
+        for line in deployed.record_file.read_text().splitlines():
+            for record in json.loads(line)["Records"]:
+                if record["messageId"] == sent["MessageId"]:
+                    return dict(record)
+        return None
+
+    record = wait_for(seen)
+    assert record["eventSource"] == "aws:sqs"
+    assert record["body"] == "ok"
+    assert record["messageAttributes"]["kind"]["stringValue"] == "test"
+    assert record["eventSourceARN"].endswith(":work")
+    assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
+
+    def drained() -> bool:
+        attributes = sqs.get_queue_attributes(QueueUrl=deployed.queue_url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        return (
+            attributes["ApproximateNumberOfMessages"] == "0"
+            and attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+        )
+
+    wait_for(drained)
+
+
+def test_reported_failure_is_retried_then_dead_lettered(
+    runner: Runner, deployed: Deployed, emulator: Emulator
+) -> None:
+    sqs = client(emulator, "sqs")
+    sent = sqs.send_message(QueueUrl=deployed.queue_url, MessageBody="fail")
+
+    def in_dlq() -> list[dict[str, Any]]:
+        messages = sqs.receive_message(QueueUrl=deployed.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [m for m in messages if m["MessageId"] == sent["MessageId"]]
+
+    assert wait_for(in_dlq, timeout=30, interval=0.5)
+    receives = [
+        record
+        for line in deployed.record_file.read_text().splitlines()
+        for record in json.loads(line)["Records"]
+        if record["messageId"] == sent["MessageId"]
+    ]
+    # moto performs one receive of its own when the message arrives (see the runner's notes), so the
+    # handler sees maxReceiveCount - 1 or maxReceiveCount deliveries before the redrive.
+    assert 2 <= len(receives) <= 3
+
+
+def test_code_matching_no_artifact_is_a_packaging_error(
+    emulator: Emulator, build_dir: Path, deployed: Deployed, tmp_path: Path
+) -> None:
+    lam = client(emulator, "lambda")
+    role = client(emulator, "iam").get_role(RoleName="runner-test")["Role"]["Arn"]
+    write_deterministic_zip(tmp_path / "stale.zip", [("handler.py", build_dir / "echo.zip")])
+    lam.create_function(
+        FunctionName="stale",
+        Runtime="python3.12",
+        Role=role,
+        Handler="handler.lambda_handler",
+        Code={"ZipFile": (tmp_path / "stale.zip").read_bytes()},
+    )
+    try:
+        with pytest.raises(PackagingError, match="function stale"):
+            Runner(emulator.url, build_dir, tmp_path / "local", region=REGION, api_port=0).start()
+    finally:
+        lam.delete_function(FunctionName="stale")

@@ -1,0 +1,229 @@
+"""The reply processor when OpenAI, Twilio, DynamoDB or SQS fail: no lost reply, no duplicate, no loop."""
+
+import json
+import logging
+from typing import Any
+from unittest import mock
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ai_comms.critical import POST_SEND_EVENT
+from ai_comms.reply_records import ReplyRecords
+
+from .conftest import demo_project
+from .reply_support import FAST_RETRY, Replies, fakes, replies
+
+__all__ = ["fakes", "replies"]
+
+
+def dynamodb_down(*_: Any, **__: Any) -> None:
+    raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "UpdateItem")
+
+
+def with_dlq(replies: Replies) -> str:
+    dlq = replies.cloud.sqs.create_queue(QueueName="q-ai_reply-dlq")["QueueUrl"]
+    arn = replies.cloud.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    replies.cloud.sqs.set_queue_attributes(
+        QueueUrl=replies.queue_url,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})},
+    )
+    return str(dlq)
+
+
+def test_openai_500_twice_then_ok_gives_exactly_one_reply(replies: Replies) -> None:
+    replies.openai.add_faults({"status": 500, "count": 2, "headers": FAST_RETRY})
+    replies.customer_says("hello")
+    assert replies.deliver() == []
+    # The faults hit the first call (creating the AI conversation); the SDK's retries absorb them.
+    assert [(c["path"], c["status"]) for c in replies.openai.requests.snapshot()] == [
+        ("/v1/conversations", 500),
+        ("/v1/conversations", 500),
+        ("/v1/conversations", 200),
+        ("/v1/responses", 200),
+    ]
+    assert len(replies.sent()) == 1
+
+
+def test_openai_down_beyond_sdk_retries_fails_the_record_then_the_retry_replies_once(
+    replies: Replies,
+) -> None:
+    replies.openai.add_faults({"status": 503, "count": 3, "headers": FAST_RETRY})
+    replies.customer_says("hello")
+    service = replies.handler.service
+    with mock.patch.object(
+        service._sqs, "change_message_visibility", wraps=service._sqs.change_message_visibility
+    ) as vis:
+        assert len(replies.deliver()) == 1
+    assert vis.call_args.kwargs["VisibilityTimeout"] == 10
+    stored = replies.stored()
+    assert stored.pending_reply is None and stored.lease_owner is None and stored.status == "active"
+    assert replies.sent() == []
+
+    replies.make_visible()
+    assert replies.deliver() == []
+    assert len(replies.sent()) == 1 and len(replies.ai_calls()) == 1
+    assert len(replies.openai.requests.snapshot()) == 5
+
+
+def test_retry_backoff_grows_with_the_receive_count(replies: Replies) -> None:
+    from ai_comms.replies import QueuedRecord
+
+    def record(count: int) -> QueuedRecord:
+        return QueuedRecord("m", "r", "arn:aws:sqs:eu-west-1:123456789012:q", count, "req", lambda: 1000)
+
+    delays = [replies.handler.service.retry_delay(record(n)) for n in (1, 2, 3, 12)]
+    assert delays == [10, 20, 40, 900]
+
+
+def test_openai_401_fails_the_conversation_and_the_message_reaches_the_dlq_without_more_ai_calls(
+    replies: Replies,
+) -> None:
+    dlq = with_dlq(replies)
+    replies.openai.add_faults({"status": 401, "count": 1})
+    replies.customer_says("hello")
+
+    for _ in range(3):
+        assert len(replies.deliver()) == 1
+        replies.make_visible()
+    assert replies.receive() == []
+
+    stored = replies.stored()
+    assert stored.status == "failed" and stored.lease_owner is None
+    assert "failure_reason" in replies.raw_item()
+    assert len(replies.openai.requests.snapshot()) == 1 and replies.sent() == []
+    dead = replies.cloud.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert len(dead) == 1
+
+
+def test_twilio_500_once_gives_exactly_one_reply_and_one_ai_call(replies: Replies) -> None:
+    replies.twilio.add_faults({"status": 500, "count": 1})
+    replies.customer_says("hello")
+
+    assert len(replies.deliver()) == 1
+    pending = replies.stored().pending_reply
+    assert pending is not None and pending.sent_sids == [] and pending.text == "Thanks! You said: hello"
+
+    replies.make_visible()
+    assert replies.deliver() == []
+    assert len(replies.sent()) == 1 and len(replies.ai_calls()) == 1
+    stored = replies.stored()
+    assert stored.pending_reply is None and stored.answered_seq == 1
+
+
+def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) -> None:
+    text = ("A sentence of a long answer. " * 60).strip()
+    replies.openai.script({"text": text, "action": "none"})
+    replies.customer_says("long please")
+    calls: list[str] = []
+    original = replies.handler.service._twilio.send_text
+
+    def first_ok_then_down(*args: Any) -> str:
+        calls.append(args[-1])
+        if len(calls) == 2:
+            from ai_comms.twilio_client import SendFailed
+
+            raise SendFailed("down", permanent=False)
+        return str(original(*args))
+
+    with mock.patch.object(replies.handler.service._twilio, "send_text", side_effect=first_ok_then_down):
+        assert len(replies.deliver()) == 1
+    pending = replies.stored().pending_reply
+    assert pending is not None and len(pending.parts) == 2 and len(pending.sent_sids) == 1
+
+    replies.make_visible()
+    assert replies.deliver() == []
+    bodies = [m["body"] for m in replies.sent()]
+    assert bodies == pending.parts and len(replies.ai_calls()) == 1
+
+
+def test_twilio_permanent_refusal_fails_the_conversation(replies: Replies) -> None:
+    replies.twilio.add_faults({"status": 400, "count": 1})
+    replies.customer_says("hello")
+    assert len(replies.deliver()) == 1
+    assert replies.stored().status == "failed"
+    replies.make_visible()
+    assert len(replies.deliver()) == 1
+    assert len(replies.ai_calls()) == 1 and replies.sent() == []
+
+
+def test_final_update_failing_after_the_send_logs_critical_and_is_not_retried(
+    replies: Replies, caplog: pytest.LogCaptureFixture
+) -> None:
+    replies.customer_says("hello")
+    with caplog.at_level(logging.CRITICAL), mock.patch.object(ReplyRecords, "complete", dynamodb_down):
+        assert replies.deliver() == []
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and getattr(critical[0], "critical_event", None) == POST_SEND_EVENT
+    assert len(replies.sent()) == 1
+
+    # Even a redelivery of the same message sends nothing more.
+    replies.customer_says()
+    assert replies.deliver() == []
+    assert len(replies.sent()) == 1
+
+
+def test_recording_a_sent_sid_failing_logs_critical_and_stops(
+    replies: Replies, caplog: pytest.LogCaptureFixture
+) -> None:
+    replies.openai.script({"text": ("Sentence here. " * 200).strip(), "action": "none"})
+    replies.customer_says("hello")
+    with caplog.at_level(logging.CRITICAL), mock.patch.object(ReplyRecords, "record_sent", dynamodb_down):
+        assert replies.deliver() == []
+    assert len([r for r in caplog.records if r.levelno == logging.CRITICAL]) == 1
+    assert len(replies.sent()) == 1
+
+
+def test_a_failed_heartbeat_fails_the_record_before_anything_is_sent(replies: Replies) -> None:
+    replies.openai.set_latency(0.6)
+    replies.customer_says("hello")
+    with mock.patch.object(
+        replies.handler.service._sqs, "change_message_visibility", side_effect=dynamodb_down
+    ):
+        assert len(replies.deliver()) == 1
+    assert replies.sent() == []
+    stored = replies.stored()
+    assert stored.pending_reply is None and stored.lease_owner is None
+
+
+def test_the_heartbeat_extends_visibility_while_the_ai_is_slow(replies: Replies) -> None:
+    replies.openai.set_latency(0.7)
+    replies.customer_says("hello")
+    service = replies.handler.service
+    with mock.patch.object(
+        service._sqs, "change_message_visibility", wraps=service._sqs.change_message_visibility
+    ) as vis:
+        assert replies.deliver() == []
+    assert vis.call_count >= 2
+    assert all(c.kwargs["VisibilityTimeout"] == 30 for c in vis.call_args_list)
+
+
+def test_a_handoff_whose_event_failed_is_published_by_the_retry_without_a_second_notice(
+    replies: Replies,
+) -> None:
+    replies.openai.script({"text": "A human will help.", "action": "handoff"})
+    replies.customer_says("human please")
+    publisher = replies.handler.service._publisher
+    failure = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
+    with mock.patch.object(publisher._events, "put_events", return_value=failure):
+        assert len(replies.deliver()) == 1
+    assert replies.stored().handoff_to_human
+
+    replies.make_visible()
+    assert replies.deliver() == []
+    assert [m["body"] for m in replies.sent()] == [demo_project().channels["whatsapp"].handoff_notice]
+    assert len(replies.queued("handoff")) == 1
+    assert len(replies.ai_calls()) == 1
+
+
+def test_a_missing_openai_secret_is_retried_not_failed(replies: Replies) -> None:
+    import boto3
+
+    boto3.client("secretsmanager", region_name="eu-west-1").delete_secret(
+        SecretId="t/tenants/acme/openai", ForceDeleteWithoutRecovery=True
+    )
+    replies.customer_says("hello")
+    assert len(replies.deliver()) == 1
+    assert replies.stored().status == "active"
