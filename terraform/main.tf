@@ -12,7 +12,11 @@ locals {
   # Rule ARNs are derived from the rule names (the documented format for a custom bus) rather
   # than read from the rules: the rules target the queues, so the queue policies reading the
   # rules' ARNs would close a dependency cycle. The check below proves the derivation.
-  rule_keys = concat([for channel in keys(var.channels) : "${channel}-ai-reply"], ["handoff", "unmatched"])
+  rule_keys = concat(
+    [for channel in keys(var.channels) : "${channel}-ai-reply"],
+    local.outbound_rule_keys,
+    ["handoff", "unmatched"],
+  )
   rule_arns = {
     for key in local.rule_keys :
     key => "arn:${data.aws_partition.current.partition}:events:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:rule/${local.name}/${local.name}-${key}"
@@ -21,6 +25,7 @@ locals {
   # Routing is data: one AI-reply rule per channel plus the fixed handoff and unmatched rules.
   # Adding a channel to var.channels adds its queue, rule and webhook route; no code changes.
   event_rules = merge(
+    local.outbound_event_rules,
     {
       for channel in keys(var.channels) : "${channel}-ai-reply" => {
         description = "Replies on ${channel} the AI answers, to the debounced ${channel} AI-reply queue."
@@ -172,15 +177,22 @@ module "api" {
   source = "./modules/api"
 
   name        = local.name
-  description = "Twilio webhooks of the AI Multi-Comms Engine (${terraform.workspace})."
+  description = "Twilio webhooks and client routes of the AI Multi-Comms Engine (${terraform.workspace})."
   stage_name  = terraform.workspace
 
-  routes = {
-    for channel in keys(var.channels) : channel => {
-      function_name = module.twilio_webhook.function_name
-      invoke_arn    = module.twilio_webhook.invoke_arn
-    }
-  }
+  routes = merge(
+    {
+      for channel in keys(var.channels) : channel => {
+        function_name = module.twilio_webhook.function_name
+        invoke_arn    = module.twilio_webhook.invoke_arn
+      }
+    },
+    local.initiate_route,
+  )
+
+  usage_plan      = var.api_usage_plan
+  api_key_clients = toset(keys(var.api_keys))
+  api_key_values  = local.api_key_values
 
   binary_media_types   = var.api_binary_media_types
   xray_tracing_enabled = var.lambda_tracing_mode == "Active"
@@ -192,6 +204,7 @@ module "monitoring" {
   name = local.name
   dlq_names = merge(
     { for channel, queue in module.ai_reply_queue : "${channel}-ai-reply" => queue.dlq_name },
+    { for channel, queue in module.outbound_queue : "${channel}-outbound" => queue.dlq_name },
     {
       handoff      = module.handoff_queue.dlq_name
       "events-dlq" = module.events_dlq.name

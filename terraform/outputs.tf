@@ -54,9 +54,10 @@ output "tables" {
 }
 
 output "queues" {
-  description = "Queue URLs by key: \"<channel>-ai-reply\", \"handoff\", \"events-dlq\"."
+  description = "Queue URLs by key: \"<channel>-ai-reply\", \"<channel>-outbound\", \"handoff\", \"events-dlq\"."
   value = merge(
     { for channel, queue in module.ai_reply_queue : "${channel}-ai-reply" => queue.url },
+    { for channel, queue in module.outbound_queue : "${channel}-outbound" => queue.url },
     {
       handoff      = module.handoff_queue.url
       "events-dlq" = module.events_dlq.url
@@ -68,6 +69,7 @@ output "dlqs" {
   description = "Dead-letter queue URLs by dead-letter queue name (\"<queue>-dlq\"; the events DLQ is the dead-letter queue of every rule target)."
   value = merge(
     { for queue in module.ai_reply_queue : queue.dlq_name => queue.dlq_url },
+    { for queue in module.outbound_queue : queue.dlq_name => queue.dlq_url },
     {
       (module.handoff_queue.dlq_name) = module.handoff_queue.dlq_url
       (module.events_dlq.name)        = module.events_dlq.url
@@ -85,6 +87,9 @@ output "functions" {
   value = {
     twilio_webhook  = module.twilio_webhook.function_name
     reply_processor = module.reply_processor.function_name
+
+    initiate_conversation = module.initiate_conversation.function_name
+    channel_sender        = module.channel_sender.function_name
   }
 }
 

@@ -27,18 +27,33 @@ variable "openai_timeout_seconds" {
   description = "Timeout of one OpenAI request, in seconds, before the SDK retries it."
   type        = number
   default     = 15
+
+  validation {
+    condition     = var.openai_timeout_seconds > 0 && var.openai_timeout_seconds <= 120
+    error_message = "openai_timeout_seconds must be above 0 and at most 120."
+  }
 }
 
 variable "openai_max_retries" {
   description = "Retries the OpenAI SDK makes itself on 429, 5xx and timeouts before the SQS retry."
   type        = number
   default     = 2
+
+  validation {
+    condition     = var.openai_max_retries >= 0 && var.openai_max_retries <= 5
+    error_message = "openai_max_retries must be 0 to 5."
+  }
 }
 
 variable "reply_retry_base_seconds" {
   description = "First backoff of a failed reply record, doubled on each receive: a transient OpenAI or Twilio failure is retried after this, not after the queue's visibility timeout."
   type        = number
   default     = 10
+
+  validation {
+    condition     = var.reply_retry_base_seconds >= 0 && var.reply_retry_base_seconds <= 900
+    error_message = "reply_retry_base_seconds is an SQS visibility timeout: 0 to 900 seconds."
+  }
 }
 
 locals {

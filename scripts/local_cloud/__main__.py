@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -13,7 +12,7 @@ import time
 from types import FrameType
 
 from local_cloud.cloud import LocalCloud
-from local_cloud.demo import seed_and_describe
+from local_cloud.demo import Providers, describe, seed_demo, write_endpoints
 from local_cloud.terraform import LOCAL_TFVARS, Workspace
 
 
@@ -37,7 +36,9 @@ def up(args: argparse.Namespace) -> int:
     pairs = [str(item).split("=", 1) for item in args.var]
     if any(len(pair) != 2 for pair in pairs):
         raise SystemExit("--var expects NAME=VALUE")
-    workspace = Workspace(args.workspace, args.tfvars, tuple((name, value) for name, value in pairs))
+    providers = Providers().start()
+    extra = providers.terraform_vars() + tuple((name, value) for name, value in pairs)
+    workspace = Workspace(args.workspace, args.tfvars, extra)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -59,18 +60,25 @@ def up(args: argparse.Namespace) -> int:
             f"{len(topology.routes)} routes",
             flush=True,
         )
-        endpoints = seed_and_describe(cloud, seed=not args.no_seed)
-        described = json.loads(endpoints.read_text())
+        tenant = None if args.no_seed else seed_demo(cloud, workspace.name, providers)
+        described = describe(cloud, providers, tenant)
+        endpoints = write_endpoints(cloud, described)
+        print(f"openai:     {described['openai_fake_url'] or 'api.openai.com (OPENAI_API_KEY)'}", flush=True)
+        print(f"twilio:     {described['twilio_fake_url'] or 'api.twilio.com (TWILIO_*)'}", flush=True)
         print(f"api:        {described['api_base_url']}", flush=True)
         for channel, url in described["webhook_urls"].items():
             print(f"webhook:    {channel} -> {url}", flush=True)
+        if described.get("api_key"):
+            print(f"initiate:   {described['initiate_url']} (x-api-key in endpoints.json)", flush=True)
         print(f"endpoints:  {endpoints}", flush=True)
+        print("try:        .venv/bin/python scripts/send_webhook.py 'Hi, where is my order?'", flush=True)
         print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C to stop", flush=True)
         while not stopping.wait(1.0):
             pass
     finally:
         print("stopping...", flush=True)
         cloud.stop()
+        providers.stop()
     return 0
 
 

@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -84,7 +85,11 @@ class LocalCloud:
 
         Port 0 picks a free port (tests run beside ``make local`` without clashing).
         """
-        self.workspaces = [as_workspace(w) for w in workspaces]
+        # Terraform deploys the same artifacts the runner will check the deployed hashes against.
+        self.workspaces = [
+            replace(w, extra_vars=(*w.extra_vars, ("build_dir", str(self.build_dir))))
+            for w in map(as_workspace, workspaces)
+        ]
         if not (self.build_dir / MANIFEST_NAME).is_file():
             raise FileNotFoundError(
                 f"{self.build_dir / MANIFEST_NAME} missing: run `python scripts/build.py`"

@@ -100,8 +100,8 @@ class SenderSettings:
     @classmethod
     def from_env(cls) -> "SenderSettings":
         return cls(
-            ai_timeout_seconds=float(os.environ.get("AI_TIMEOUT_SECONDS", "20")),
-            ai_max_retries=int(os.environ.get("AI_MAX_RETRIES", "2")),
+            ai_timeout_seconds=float(os.environ.get("OPENAI_TIMEOUT_SECONDS", "20")),
+            ai_max_retries=int(os.environ.get("OPENAI_MAX_RETRIES", "2")),
             twilio_timeout_seconds=float(os.environ.get("TWILIO_TIMEOUT_SECONDS", "10")),
             heartbeat_beats_per_timeout=int(os.environ.get("HEARTBEAT_BEATS_PER_TIMEOUT", "3")),
             max_receives=int(os.environ.get("MAX_RECEIVES", "3")),

@@ -95,6 +95,7 @@ class ReplySettings:
     heartbeat_interval_seconds: float = 10.0
     visibility_extend_seconds: int = 60
     retry_base_seconds: int = 10
+    handoff_topic_arn: str = ""
 
     @classmethod
     def from_env(cls) -> "ReplySettings":
@@ -107,6 +108,7 @@ class ReplySettings:
             heartbeat_interval_seconds=float(env("HEARTBEAT_INTERVAL_SECONDS", "10")),
             visibility_extend_seconds=int(env("VISIBILITY_EXTEND_SECONDS", "60")),
             retry_base_seconds=int(env("RETRY_BASE_SECONDS", "10")),
+            handoff_topic_arn=env("HANDOFF_TOPIC_ARN", ""),
         )
 
 
@@ -153,12 +155,14 @@ class ReplyService:
         sqs: Any,
         ai: AiClient,
         twilio: TwilioSender,
+        sns: Any = None,
     ) -> None:
         self._settings = settings
         self._records = ReplyRecords(dynamodb, settings.base.conversations_table)
         self._tenants = TenantRepository(dynamodb, settings.base.company_table)
         self._publisher = EventPublisher(events, settings.base.event_bus_name)
         self._sqs = sqs
+        self._sns = sns
         self._ai = ai
         self._twilio = twilio
         self._projects: TtlCache[tuple[str, str], ProjectConfig | None] = TtlCache(
@@ -183,6 +187,7 @@ class ReplyService:
                 api_base_url=settings.base.twilio_api_base_url or None,
                 timeout_seconds=settings.twilio_timeout_seconds,
             ),
+            aws_clients.client("sns") if settings.handoff_topic_arn else None,
         )
 
     # SQS visibility ------------------------------------------------------------------------------
@@ -468,6 +473,7 @@ class ReplyService:
             # Before the first send, so the final write can follow the last send directly. A retry
             # that finds nothing sent publishes again, with the same handoff_id.
             self._publish_handoff(conversation, pending)
+            self._notify_people(conversation)
         sent_now = 0
         sids = list(pending.sent_sids)
         for index, part in pending.unsent():
@@ -542,6 +548,29 @@ class ReplyService:
         except (PublishFailed, ClientError, BotoCoreError) as error:
             logger.warning("handoff not published; the record will be retried")
             raise RecordFailed("handoff event not published", retry_in_seconds=None) from error
+
+    def _notify_people(self, conversation: Conversation) -> None:
+        """A ping on the handoff notice topic. Best effort: the event on the handoff queue is the
+        durable hand-over, so a failed ping is logged and counted, never worth a retry."""
+        if self._sns is None or not self._settings.handoff_topic_arn:
+            return
+        text = (
+            f"Conversation {conversation.conversation_id} of {conversation.company_id}/"
+            f"{conversation.project_id} on {conversation.channel} needs a person."
+        )
+        try:
+            self._sns.publish(
+                TopicArn=self._settings.handoff_topic_arn,
+                Subject="Conversation handed to a person",
+                Message=text,
+                MessageAttributes={
+                    "company_id": {"DataType": "String", "StringValue": conversation.company_id},
+                    "channel": {"DataType": "String", "StringValue": conversation.channel},
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.error("handoff notice not published", extra={"error": type(error).__name__})
+            metrics.add_metric(name="HandoffNoticeFailures", unit=MetricUnit.Count, value=1)
 
     def _post_send_failure(
         self, error: BaseException, lease: LeaseRef, pending: PendingReply, sid: str | None

@@ -213,7 +213,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         Workspace(MAIN, "local.tfvars", (("channels", E2E_CHANNELS), *fakes)),
         Workspace(SIDE, "local.tfvars", (("api_binary_media_types", '["*/*"]'), *fakes)),
     ]
-    cloud = LocalCloud(work_dir=tmp_path_factory.mktemp("local-cloud"))
+    # AI_COMMS_BUILD_DIR: test a snapshot of build/ while the working tree keeps changing.
+    build_dir = Path(os.environ["AI_COMMS_BUILD_DIR"]) if os.environ.get("AI_COMMS_BUILD_DIR") else None
+    cloud = LocalCloud(build_dir=build_dir, work_dir=tmp_path_factory.mktemp("local-cloud"))
     try:
         cloud.start(emulator_port=0, api_port=0, workspaces=workspaces)
         yield Stack(cloud, openai, twilio)

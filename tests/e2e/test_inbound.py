@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from ai_comms.models.events import ReplyReceived
+from ai_comms.models.events import EVENT_TYPES
 
 from .conftest import MAIN, SIDE, Stack, random_tel
+from .patterns import matching_rules, samples
 
 pytestmark = pytest.mark.e2e
 
@@ -133,41 +134,18 @@ def test_unknown_route_is_refused_by_the_api(stack: Stack) -> None:
 
 
 def test_every_rule_pattern_matches_the_events_the_code_emits(stack: Stack) -> None:
-    events = stack.client("events")
-    samples = {
-        route: ReplyReceived(
-            channel="whatsapp",
-            route=route,
-            company_id="c",
-            project_id="p",
-            conversation_id=None,
-            recipient_tel="+447700900123",
-            customer_address="whatsapp:+447700900123",
-            company_address="whatsapp:+14155550100",
-            message_sid="SM" + "0" * 32,
-            body="hi",
-            received_at="2026-01-01T00:00:00.000Z",
-        )
-        for route in ("ai_reply", "handoff", "unmatched")
-    }
-    rules: dict[str, str] = stack.outputs()["rules"]
-    matched: dict[str, list[str]] = {}
-    for rule, pattern in rules.items():
-        for route, detail in samples.items():
-            envelope = {
-                "id": "1",
-                "account": "123456789012",
-                "source": detail.SOURCE,
-                "time": "2026-01-01T00:00:00Z",
-                "region": stack.cloud.region,
-                "resources": [],
-                "detail-type": detail.DETAIL_TYPE,
-                "detail": json.loads(detail.model_dump_json()),
-            }
-            if events.test_event_pattern(EventPattern=pattern, Event=json.dumps(envelope))["Result"]:
-                matched.setdefault(rule, []).append(route)
-    name = stack.outputs()["name"]
-    assert matched.get(f"{name}-whatsapp-ai-reply") == ["ai_reply"]
-    assert matched.get(f"{name}-handoff") == ["handoff"]
-    assert matched.get(f"{name}-unmatched") == ["unmatched"]
-    assert f"{name}-sms-ai-reply" not in matched  # channel-specific: a whatsapp event is not sms
+    outputs = stack.outputs()
+    name = outputs["name"]
+    rules: dict[str, str] = {rule.removeprefix(name + "-"): p for rule, p in outputs["rules"].items()}
+    channels = sorted(outputs["webhook_urls"])
+    details = samples(EVENT_TYPES, channels)
+
+    matched = matching_rules(stack.client("events"), stack.client("sqs"), stack.cloud.region, rules, details)
+
+    for detail, found in zip(details, matched, strict=True):
+        own = f"{detail.channel}-{detail.route.replace('_', '-')}"
+        expected = {own} if own in rules else ({detail.route} & set(rules))
+        assert found == expected, (type(detail).__name__, detail.channel, detail.route, found)
+    unused = set(rules) - set().union(*matched)
+    assert not unused, f"rules no emitted event matches: {unused}"
+    assert {"whatsapp-ai-reply", "sms-ai-reply", "handoff", "unmatched"} <= set(rules)

@@ -172,8 +172,8 @@ def sender(outbound: Outbound, fakes: tuple[OpenAIFake, TwilioFake], monkeypatch
     openai_fake, twilio_fake = fakes
     monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.url + "/v1")
     monkeypatch.setenv("TWILIO_API_BASE_URL", twilio_fake.url)
-    monkeypatch.setenv("AI_MAX_RETRIES", "0")
-    monkeypatch.setenv("AI_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("OPENAI_MAX_RETRIES", "0")
+    monkeypatch.setenv("OPENAI_TIMEOUT_SECONDS", "5")
     monkeypatch.setenv("TWILIO_TIMEOUT_SECONDS", "5")
     monkeypatch.setenv("CLAIM_WAIT_SECONDS", "5")
     parameters.clear_caches()

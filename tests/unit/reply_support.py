@@ -190,6 +190,15 @@ def replies(
     monkeypatch.setenv("TWILIO_TIMEOUT_SECONDS", "2")
     monkeypatch.setenv("HEARTBEAT_INTERVAL_SECONDS", "0.2")
     monkeypatch.setenv("VISIBILITY_EXTEND_SECONDS", "30")
+    sns = boto3.client("sns", region_name=REGION)
+    topic_arn = sns.create_topic(Name="t-handoff-notices")["TopicArn"]
+    notices_url = cloud.sqs.create_queue(QueueName="q-notices")["QueueUrl"]
+    notices_arn = cloud.sqs.get_queue_attributes(QueueUrl=notices_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=notices_arn)
+    cloud.queues["notices"] = notices_url
+    monkeypatch.setenv("HANDOFF_TOPIC_ARN", topic_arn)
     boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name=OPENAI_SECRET, SecretString=json.dumps({"api_key": OPENAI_KEY})
     )

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 from unittest import mock
 
+from botocore.exceptions import ClientError
+
 from ai_comms.clock import utc_now
 from ai_comms.conversations import ConversationRepository
 from ai_comms.replies import MEDIA_ONLY_TEXT
@@ -237,6 +239,10 @@ def test_handoff_sets_the_flag_sends_the_notice_and_publishes_the_request(replie
     assert detail["conversation_id"] == replies.conversation.conversation_id
     assert detail["reason"] == "ai_action" and detail["handoff_id"].endswith("#1")
 
+    [notice] = replies.queued("notices")
+    assert replies.conversation.conversation_id in notice["Message"]
+    assert CUSTOMER_NUMBER not in notice["Message"] and "person" not in detail.get("reply", "")
+
     # The next customer message goes to the humans' queue and the AI stays quiet.
     replies.customer_says("hello?")
     assert len(replies.queued("handoff")) == 1
@@ -297,3 +303,18 @@ def test_an_event_without_a_conversation_is_dropped(replies: Replies) -> None:
     )
     assert replies.deliver() == []
     assert replies.ai_calls() == []
+
+
+def test_a_failed_handoff_notice_does_not_hold_up_the_handoff(replies: Replies) -> None:
+    replies.openai.script({"text": "A colleague will help.", "action": "handoff"})
+    replies.customer_says("a person please")
+    with mock.patch.object(
+        replies.handler.service._sns,
+        "publish",
+        side_effect=ClientError(
+            {"Error": {"Code": "KMSThrottlingException", "Message": "injected"}}, "Publish"
+        ),
+    ):
+        assert replies.deliver() == []
+    assert len(replies.sent()) == 1 and replies.stored().handoff_to_human
+    assert len(replies.queued("handoff")) == 1

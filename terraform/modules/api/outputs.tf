@@ -22,3 +22,13 @@ output "route_urls" {
   description = "Full URL of every route, by path part."
   value       = { for path in keys(var.routes) : path => "${aws_api_gateway_stage.this.invoke_url}/${path}" }
 }
+
+output "usage_plan_id" {
+  description = "Usage plan of the client API keys (null without one)."
+  value       = one(aws_api_gateway_usage_plan.clients[*].id)
+}
+
+output "api_key_ids" {
+  description = "API key ids by client (never the values)."
+  value       = { for client, key in aws_api_gateway_api_key.client : client => key.id }
+}

@@ -58,3 +58,32 @@ variable "throttling_rate_limit" {
   type        = number
   default     = 50
 }
+
+variable "usage_plan" {
+  description = "Limits of the usage plan client API keys belong to: steady requests per second, burst, and a quota of requests per period (DAY, WEEK or MONTH). null creates no plan, so no key is admitted anywhere."
+  type = object({
+    rate_limit   = number
+    burst_limit  = number
+    quota_limit  = number
+    quota_period = string
+  })
+  default = null
+
+  validation {
+    condition     = var.usage_plan == null || contains(["DAY", "WEEK", "MONTH"], try(var.usage_plan.quota_period, ""))
+    error_message = "usage_plan.quota_period must be DAY, WEEK or MONTH."
+  }
+}
+
+variable "api_key_clients" {
+  description = "Clients that get an API key in the usage plan, by name."
+  type        = set(string)
+  default     = []
+}
+
+variable "api_key_values" {
+  description = "Key values by client, for clients whose key is managed outside (Secrets Manager); the other clients get a value API Gateway generates."
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+}

@@ -1,0 +1,264 @@
+# Outbound: a client's POST /initiate-conversation publishes ConversationRequested; a rule per
+# channel routes it to that channel's outbound queue; the channel sender writes and sends the
+# approved template. Adding a channel to var.channels adds its queue, rule and mapping: no code.
+
+variable "api_usage_plan" {
+  description = "Usage plan of the client API keys on POST /initiate-conversation: steady requests per second (rate_limit), burst (burst_limit) and a quota of requests per quota_period (DAY, WEEK or MONTH)."
+  type = object({
+    rate_limit   = number
+    burst_limit  = number
+    quota_limit  = number
+    quota_period = string
+  })
+  default = {
+    rate_limit   = 10
+    burst_limit  = 20
+    quota_limit  = 100000
+    quota_period = "DAY"
+  }
+
+  validation {
+    condition     = contains(["DAY", "WEEK", "MONTH"], var.api_usage_plan.quota_period)
+    error_message = "api_usage_plan.quota_period must be DAY, WEEK or MONTH."
+  }
+
+  validation {
+    condition     = var.api_usage_plan.rate_limit > 0 && var.api_usage_plan.burst_limit > 0 && var.api_usage_plan.quota_limit > 0
+    error_message = "api_usage_plan limits must be positive."
+  }
+}
+
+variable "api_keys" {
+  description = "Client API keys for POST /initiate-conversation, by client name. secret_id names a Secrets Manager secret holding {\"api_key\": \"<20+ characters>\"}; without it API Gateway generates the value (read it with `aws apigateway get-api-key --api-key <id> --include-value`). Key values never go in tfvars."
+  type = map(object({
+    secret_id = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for client in keys(var.api_keys) : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", client))])
+    error_message = "Client names are 1-63 lowercase letters, digits or dashes."
+  }
+}
+
+variable "max_initiate_body_bytes" {
+  description = "Largest POST /initiate-conversation body the function accepts; larger ones get 413."
+  type        = number
+  default     = 16384
+}
+
+variable "channel_sender_timeout_seconds" {
+  description = "Timeout of the channel sender: two AI calls with their retries, one Twilio send, one wait for a concurrent delivery."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.channel_sender_timeout_seconds >= 10 && var.channel_sender_timeout_seconds <= 900
+    error_message = "channel_sender_timeout_seconds must be 10 to 900."
+  }
+}
+
+variable "outbound_visibility_timeout_seconds" {
+  description = "Visibility timeout of the outbound queues; null means six times the sender's timeout (AWS's advice). AWS requires at least the sender's timeout; lower values are for emulator tests of the heartbeat."
+  type        = number
+  default     = null
+}
+
+variable "channel_sender_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) the channel sender, protecting tenants' Twilio and OpenAI rate limits; -1 leaves it unreserved."
+  type        = number
+  default     = -1
+}
+
+locals {
+  outbound_rule_keys = [for channel in keys(var.channels) : "${channel}-outbound"]
+
+  outbound_event_rules = {
+    for channel in keys(var.channels) : "${channel}-outbound" => {
+      description = "Conversations clients start on ${channel}, to the ${channel} outbound queue."
+      event_pattern = jsonencode({
+        source        = ["ai-comms.initiate-conversation"]
+        "detail-type" = ["ConversationRequested"]
+        detail        = { channel = [channel], route = ["outbound"] }
+      })
+      target_arn = module.outbound_queue[channel].arn
+    }
+  }
+
+  # AWS's advice for queues that trigger Lambda: six times the function's timeout. The sender also
+  # extends the visibility of the message it works on (heartbeat), so a slow AI call is never
+  # handed to a second consumer even when a lower value is chosen.
+  outbound_visibility_timeout_seconds = coalesce(var.outbound_visibility_timeout_seconds, 6 * var.channel_sender_timeout_seconds)
+
+  initiate_route = {
+    "initiate-conversation" = {
+      function_name    = module.initiate_conversation.function_name
+      invoke_arn       = module.initiate_conversation.invoke_arn
+      api_key_required = true
+    }
+  }
+
+  # Clients whose key value is kept in Secrets Manager; the others get a value API Gateway generates.
+  api_key_secret_ids = { for client, key in var.api_keys : client => key.secret_id if key.secret_id != null }
+  api_key_values     = { for client, secret in data.aws_secretsmanager_secret_version.api_key : client => jsondecode(secret.secret_string).api_key }
+
+  channels_env       = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix } })
+  tenant_secrets_arn = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"
+}
+
+# The value is read at plan time and stored in the state (as API Gateway's own key resource does);
+# it is never in tfvars or git. The secret holds {"api_key": "<at least 20 characters>"}, the same
+# shape as a project's api_key_secret_ref, so one secret can both admit a client and bind it to a project.
+data "aws_secretsmanager_secret_version" "api_key" {
+  for_each = local.api_key_secret_ids
+
+  secret_id = each.value
+}
+
+module "outbound_queue" {
+  source   = "./modules/queue"
+  for_each = var.channels
+
+  name                       = "${local.name}-${each.key}-outbound"
+  visibility_timeout_seconds = local.outbound_visibility_timeout_seconds
+  allowed_event_rule_arns    = [local.rule_arns["${each.key}-outbound"]]
+}
+
+module "initiate_conversation" {
+  source = "./modules/lambda_function"
+
+  name        = "${local.name}-initiate-conversation"
+  description = "Validates a client's request to start a conversation and publishes ConversationRequested."
+  filename    = "${local.build_dir}/initiate_conversation.zip"
+  layers      = [module.shared_layer.arn]
+  # One tenant read (cached), one idempotency write, one publish: far below API Gateway's 29 s.
+  timeout            = 10
+  memory_size        = 512
+  tracing_mode       = var.lambda_tracing_mode
+  log_retention_days = var.log_retention_days
+
+  environment_variables = {
+    POWERTOOLS_SERVICE_NAME      = "initiate-conversation"
+    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
+    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
+    COMPANY_TABLE                = module.tables.names.company_data
+    CONVERSATIONS_TABLE          = module.tables.names.conversations
+    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
+    EVENT_BUS_NAME               = module.event_routing.bus_name
+    CHANNELS                     = local.channels_env
+    MAX_BODY_BYTES               = tostring(var.max_initiate_body_bytes)
+    ENVIRONMENT                  = terraform.workspace
+  }
+
+  policy_statements = [
+    {
+      sid       = "ReadTenants"
+      actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.company_data]
+    },
+    {
+      sid       = "RequestIdempotency"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.idempotency]
+    },
+    {
+      sid       = "PublishRequests"
+      actions   = ["events:PutEvents"]
+      resources = [module.event_routing.bus_arn]
+    },
+    {
+      sid       = "TenantSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.tenant_secrets_arn]
+    },
+  ]
+}
+
+module "channel_sender" {
+  source = "./modules/lambda_function"
+
+  name        = "${local.name}-channel-sender"
+  description = "Creates each requested conversation, has the AI fill its approved template and sends it once."
+  filename    = "${local.build_dir}/channel_sender.zip"
+  layers      = [module.shared_layer.arn]
+  timeout     = var.channel_sender_timeout_seconds
+  memory_size = 512
+  # Twilio and OpenAI rate-limit per account; a cap keeps a burst of requests from becoming a burst of 429s.
+  reserved_concurrent_executions = var.channel_sender_reserved_concurrency
+  tracing_mode                   = var.lambda_tracing_mode
+  log_retention_days             = var.log_retention_days
+
+  # One message per invocation: the heartbeat keeps exactly the message being worked on invisible,
+  # so no queued sibling outlives its visibility timeout behind a slow AI call.
+  sqs_event_sources = [for channel in keys(var.channels) : { queue_arn = module.outbound_queue[channel].arn, batch_size = 1 }]
+
+  environment_variables = {
+    POWERTOOLS_SERVICE_NAME      = "channel-sender"
+    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
+    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
+    COMPANY_TABLE                = module.tables.names.company_data
+    CONVERSATIONS_TABLE          = module.tables.names.conversations
+    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
+    EVENT_BUS_NAME               = module.event_routing.bus_name
+    CHANNELS                     = local.channels_env
+    CONVERSATION_TTL_DAYS        = tostring(var.conversation_ttl_days)
+    OPENAI_BASE_URL              = var.openai_base_url
+    TWILIO_API_BASE_URL          = var.twilio_api_base_url
+    OPENAI_TIMEOUT_SECONDS       = tostring(var.openai_timeout_seconds)
+    OPENAI_MAX_RETRIES           = tostring(var.openai_max_retries)
+    TWILIO_TIMEOUT_SECONDS       = "10"
+    MAX_RECEIVES                 = "3"
+    ENVIRONMENT                  = terraform.workspace
+  }
+
+  policy_statements = [
+    {
+      sid       = "Conversations"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+      resources = [module.tables.arns.conversations]
+    },
+    {
+      # The heartbeat addresses the queue by URL, looked up once from the record's queue ARN.
+      sid       = "FindOwnQueues"
+      actions   = ["sqs:GetQueueUrl"]
+      resources = [for queue in module.outbound_queue : queue.arn]
+    },
+    {
+      sid       = "TenantSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [local.tenant_secrets_arn]
+    },
+  ]
+}
+
+# A template sent but not recorded is never retried (that would send it twice): alarm on its line.
+module "channel_sender_post_send_alarm" {
+  source = "./modules/critical_log_alarm"
+
+  log_group_name    = module.channel_sender.log_group_name
+  metric_name       = "ChannelSenderPostSendUpdateFailures"
+  alarm_name_prefix = module.channel_sender.function_name
+  alarm_topic_arn   = module.monitoring.alerts_topic_arn
+}
+
+check "outbound_visibility_timeout" {
+  assert {
+    condition     = local.outbound_visibility_timeout_seconds >= var.channel_sender_timeout_seconds
+    error_message = "AWS refuses an SQS trigger whose queue visibility timeout is below the function timeout; values below it are for emulators only."
+  }
+}
+
+output "initiate_url" {
+  description = "URL clients POST conversation requests to, with their key in the x-api-key header."
+  value       = module.api.route_urls["initiate-conversation"]
+}
+
+output "api_key_ids" {
+  description = "API Gateway key id of each client in var.api_keys (read a value with `aws apigateway get-api-key --api-key <id> --include-value`)."
+  value       = module.api.api_key_ids
+}
+
+output "usage_plan_id" {
+  description = "Usage plan holding the client API keys."
+  value       = module.api.usage_plan_id
+}
