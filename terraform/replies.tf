@@ -98,6 +98,7 @@ module "reply_processor" {
     RETRY_BASE_SECONDS           = tostring(var.reply_retry_base_seconds)
     HEARTBEAT_INTERVAL_SECONDS   = "10"
     VISIBILITY_EXTEND_SECONDS    = tostring(local.ai_reply_visibility_timeout_seconds)
+    HANDOFF_TOPIC_ARN            = aws_sns_topic.handoff_notices.arn
     CONVERSATION_TTL_DAYS        = tostring(var.conversation_ttl_days)
     ENVIRONMENT                  = terraform.workspace
   }
@@ -131,6 +132,11 @@ module "reply_processor" {
       resources = ["arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"]
     },
     {
+      sid       = "HandoffNotices"
+      actions   = ["sns:Publish"]
+      resources = [aws_sns_topic.handoff_notices.arn]
+    },
+    {
       # The heartbeat and the per-record backoff address a record's queue by URL.
       sid       = "ReplyQueueUrls"
       actions   = ["sqs:GetQueueUrl"]
@@ -139,114 +145,14 @@ module "reply_processor" {
   ]
 }
 
-# Handoff notices: people subscribe (email, chat webhook) to hear that a conversation needs them,
-# both when the AI hands off and when a customer writes in a conversation a person has taken over.
-
-# EventBridge cannot publish to a topic encrypted with the AWS-managed aws/sns key (its key policy
-# cannot be changed to trust EventBridge), so the topic has its own key that does.
-data "aws_iam_policy_document" "handoff_notices_key" {
-  #checkov:skip=CKV_AWS_109:A key policy's "*" resource is the key itself; the account root must keep administering it.
-  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the account root must keep administering it.
-  #checkov:skip=CKV_AWS_356:A key policy's "*" resource is the key itself.
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "EventBridgePublishes"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
-    resources = ["*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
-resource "aws_kms_key" "handoff_notices" {
-  description             = "Encrypts the ${local.name}-handoff-notices SNS topic."
-  enable_key_rotation     = true
-  deletion_window_in_days = 7
-  policy                  = data.aws_iam_policy_document.handoff_notices_key.json
-}
-
-resource "aws_kms_alias" "handoff_notices" {
-  name          = "alias/${local.name}-handoff-notices"
-  target_key_id = aws_kms_key.handoff_notices.key_id
-}
-
+# Handoff notices: people subscribe (email, chat webhook) to hear that a conversation needs them.
+# The reply processor publishes here itself, next to HandoffRequested on the bus: an EventBridge
+# target would need a customer-managed key (EventBridge cannot use aws/sns), and the emulator the
+# local cloud runs on cannot deliver events to SNS at all. Notices name the conversation only;
+# numbers and message text stay in the engine.
 resource "aws_sns_topic" "handoff_notices" {
   name              = "${local.name}-handoff-notices"
-  kms_master_key_id = aws_kms_key.handoff_notices.arn
-}
-
-data "aws_iam_policy_document" "handoff_notices_topic" {
-  statement {
-    sid       = "HandoffRulePublishes"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.handoff_notices.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [local.rule_arns["handoff"]]
-    }
-  }
-}
-
-resource "aws_sns_topic_policy" "handoff_notices" {
-  arn    = aws_sns_topic.handoff_notices.arn
-  policy = data.aws_iam_policy_document.handoff_notices_topic.json
-}
-
-# A second target on the handoff rule: the handoff queue keeps the work, the topic tells people.
-# The notice names the conversation only; numbers and message text stay in the engine.
-resource "aws_cloudwatch_event_target" "handoff_notice" {
-  rule           = module.event_routing.rule_names["handoff"]
-  event_bus_name = module.event_routing.bus_name
-  target_id      = "notify-people"
-  arn            = aws_sns_topic.handoff_notices.arn
-
-  input_transformer {
-    input_paths = {
-      detail_type     = "$.detail-type"
-      channel         = "$.detail.channel"
-      company_id      = "$.detail.company_id"
-      project_id      = "$.detail.project_id"
-      conversation_id = "$.detail.conversation_id"
-    }
-    input_template = "\"<detail_type>: conversation <conversation_id> of <company_id>/<project_id> on <channel> needs a person.\""
-  }
-
-  retry_policy {
-    maximum_event_age_in_seconds = var.event_target_max_age_seconds
-    maximum_retry_attempts       = var.event_target_max_retries
-  }
-
-  dead_letter_config {
-    arn = module.events_dlq.arn
-  }
-
-  depends_on = [aws_sns_topic_policy.handoff_notices]
+  kms_master_key_id = "alias/aws/sns"
 }
 
 module "reply_processor_post_send_alarm" {

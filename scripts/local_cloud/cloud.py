@@ -80,6 +80,7 @@ class LocalCloud:
         workspaces: Iterable[WorkspaceLike] = ("local",),
         reuse_emulator: bool = False,
         pollers: bool = True,
+        count_calls: bool = False,
     ) -> LocalCloud:
         """Bring everything up; on any failure, tear down what was started and re-raise.
 
@@ -125,6 +126,7 @@ class LocalCloud:
                 api_port=api_port,
                 log_dir=self.work_dir / "logs",
                 pollers=pollers,
+                count_calls=count_calls,
                 binary_media_types={
                     str(outputs["api_id"]): tuple(outputs.get("api_binary_media_types") or ())
                     for outputs in self.outputs.values()

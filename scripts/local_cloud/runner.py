@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from local_cloud.accounting import CallCounter
 from local_cloud.api_front import ApiFront
 from local_cloud.artifacts import Artifact, load_manifest
 from local_cloud.discovery import FunctionRecord, Topology, discover
@@ -79,10 +80,14 @@ class Runner:
         log_dir: Path | None = None,
         pollers: bool = True,
         binary_media_types: dict[str, tuple[str, ...]] | None = None,
+        count_calls: bool = False,
     ) -> None:
         self.endpoint_url = endpoint_url
         # moto drops an API's binaryMediaTypes; the caller passes them (by API id) from Terraform.
         self._binary_media_types = binary_media_types or {}
+        # With count_calls, each function reaches the emulator through its own CallCounter.
+        self._count_calls = count_calls
+        self.call_counters: dict[str, CallCounter] = {}
         self.build_dir = build_dir.resolve()
         self.work_dir = work_dir.resolve()
         self.region = region
@@ -164,6 +169,8 @@ class Runner:
             worker.stop()
         for logs in self._logs.values():
             logs.close()
+        for counter in self.call_counters.values():
+            counter.stop()
 
     # -- invoking ----------------------------------------------------------------------------------
 
@@ -249,12 +256,19 @@ class Runner:
             shutil.rmtree(staging)  # another runner finished the same extraction first
         return target
 
+    def _function_endpoint(self, function_name: str) -> str:
+        if not self._count_calls:
+            return self.endpoint_url
+        if function_name not in self.call_counters:
+            self.call_counters[function_name] = CallCounter(self.endpoint_url).start()
+        return self.call_counters[function_name].url
+
     def _environment(self, function: FunctionRecord) -> dict[str, str]:
         """The function's variables plus what the Lambda runtime defines; nothing from this process."""
         env = dict(function.environment)
         env.update(
             {
-                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ENDPOINT_URL": self._function_endpoint(function.name),
                 "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_DEFAULT_REGION": self.region,
