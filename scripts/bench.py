@@ -311,8 +311,8 @@ class Bench:
         }
 
 
-def sizes() -> dict[str, Any]:
-    manifest = json.loads((ROOT / "build" / "manifest.json").read_text())["artifacts"]
+def sizes(build_dir: Path) -> dict[str, Any]:
+    manifest = json.loads((build_dir / "manifest.json").read_text())["artifacts"]
     return {
         name: {"zip_bytes": a["size"], "unzipped_bytes": a["unzipped_size"]} for name, a in manifest.items()
     }
@@ -343,11 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replies", type=int, default=30, help="single-message replies timed")
     parser.add_argument("--bursts", type=int, default=3, help="5-message bursts")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--build-dir", type=Path, default=ROOT / "build", help="artifacts to deploy")
     args = parser.parse_args(argv)
     openai = OpenAIFake(0).start()
     twilio = TwilioFake(0).start()
     fakes = (("openai_base_url", openai.url + "/v1"), ("twilio_api_base_url", twilio.url))
-    cloud = LocalCloud(work_dir=ROOT / ".local" / "bench")
+    cloud = LocalCloud(build_dir=args.build_dir, work_dir=ROOT / ".local" / "bench")
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     try:
         progress("starting the local cloud (terraform apply takes a minute or two)")
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             0, 0, [Workspace(WORKSPACE, "local.tfvars", (("channels", CHANNELS), *fakes))], count_calls=True
         )
         results["terraform_apply_s"] = round(cloud.terraform.apply_seconds[WORKSPACE], 1)
-        results["artifacts"] = sizes()
+        results["artifacts"] = sizes(args.build_dir)
         bench = Bench(cloud, openai, twilio)
         progress("webhook: cold starts, warm latency, AWS calls")
         results["webhook"] = bench.webhook_figures(args.warm)
