@@ -1,6 +1,5 @@
 """POST /initiate-conversation: a client starts a conversation. Parses the API Gateway event only."""
 
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -8,17 +7,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ai_comms.errors import RequestError
+from ai_comms.http_errors import install_error_handlers, json_response
 from ai_comms.outbound import InitiateService, parse_request
 
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 service = InitiateService.from_env()
-
-
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+install_error_handlers(app, logger, metrics, errors_metric="InitiateErrors")
 
 
 @app.post("/initiate-conversation")
@@ -33,24 +29,7 @@ def initiate() -> Response[str]:
         unit=MetricUnit.Count,
         value=1,
     )
-    return _json(202, {"conversation_id": accepted.conversation_id, "status": "accepted"})
-
-
-@app.exception_handler(RequestError)
-def request_error(error: RequestError) -> Response[str]:
-    logger.info("request refused", extra={"status": error.status_code, "reason": error.message})
-    metrics.add_metric(name=f"Refused{error.status_code}", unit=MetricUnit.Count, value=1)
-    body: dict[str, Any] = {"message": error.message}
-    if error.details is not None:
-        body["errors"] = error.details
-    return _json(error.status_code, body)
-
-
-@app.exception_handler(Exception)
-def unexpected_error(error: Exception) -> Response[str]:
-    logger.exception("initiate failed")
-    metrics.add_metric(name="InitiateErrors", unit=MetricUnit.Count, value=1)
-    return _json(500, {"message": "internal error"})
+    return json_response(202, {"conversation_id": accepted.conversation_id, "status": "accepted"})
 
 
 @logger.inject_lambda_context(clear_state=True)

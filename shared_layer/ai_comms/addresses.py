@@ -2,7 +2,7 @@
 
 import re
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
 
 
 class AddressError(ValueError):

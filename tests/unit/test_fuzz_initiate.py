@@ -179,10 +179,6 @@ def test_generated_requests_publish_only_when_valid_and_authorised(
         assert detail["project_data"] == request.project_data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ai_comms.addresses.E164 (re.match, \\d, $) admits non-ASCII digits and a trailing newline",
-)
 @pytest.mark.parametrize(
     "tel", ["+4477009001\u0662\u0663", "+447700900123\n"], ids=["arabic-indic", "newline"]
 )

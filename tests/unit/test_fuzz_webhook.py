@@ -260,7 +260,7 @@ wrong_values = {
     "NumMedia": st.sampled_from(["1", "10", "11", "-1", "1e3", "\uff10", " 1"]),
     "ProfileName": st.text(min_size=250, max_size=260),
 }
-corruptions = st.dictionaries(st.sampled_from(FIELDS), st.none(), max_size=2).flatmap(
+corruptions = st.dictionaries(st.sampled_from(FIELDS), st.none(), min_size=1, max_size=2).flatmap(
     lambda chosen: st.fixed_dictionaries(
         {name: st.one_of(st.just(MISSING), nasty_text, wrong_values[name]) for name in chosen}
     )
@@ -279,7 +279,7 @@ valid_forms = st.fixed_dictionaries(
 @FUZZ
 @given(
     form_fields=valid_forms,
-    changes=corruptions,
+    changes=st.one_of(st.just({}), corruptions),
     duplicates=st.lists(st.tuples(st.sampled_from(FIELDS), nasty_text), max_size=2),
 )
 def test_signed_requests_publish_only_when_every_field_is_valid(
@@ -344,10 +344,6 @@ def test_signed_unicode_body_is_accepted_and_round_trips(
     assert stored is not None and [m.body for m in stored.messages] == [body]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ai_comms.addresses.E164 (re.match, \\d, $) admits non-ASCII digits and a trailing newline",
-)
 @pytest.mark.parametrize(
     "tel", ["+4477009001\u0662\u0663", "+447700900123\n"], ids=["arabic-indic", "newline"]
 )
@@ -357,9 +353,5 @@ def test_only_ascii_e164_senders_are_accepted(fuzz_cloud: Cloud, webhook: Any, t
     assert status == 400 or all(STRICT_E164.match(e["detail"]["recipient_tel"]) for e in events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the catch-all exception_handler(Exception) turns the resolver's NotFoundError into a 500",
-)
 def test_a_path_no_route_matches_is_not_a_5xx(fuzz_cloud: Cloud, webhook: Any) -> None:
     assert invoke(webhook, on_channel(webhook_event(), "\ufefd")) in REFUSED

@@ -1,0 +1,160 @@
+"""Security checks on what the real module created and what the session's functions logged.
+
+Named to run last in the e2e session, so the log check sees every line the other tests produced.
+  - IAM: every role of the workspaces, inline and attached policies: no wildcard action and no
+    "*" resource unless AWS requires it (tests/e2e/audits.py lists those, each with its reason);
+  - resource policies (KMS keys, SNS topics, SQS queues, Lambda functions): no open principal
+    without a condition, no wildcard action except the account root's on its own keys;
+  - logs: no full phone number, no secret value of the workspaces' tenants, no message body
+    stored in the conversations tables appears in any function's output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_comms.dynamo import from_item
+
+from .audits import (
+    find_leaks,
+    identity_policy_findings,
+    policy_document,
+    resource_policy_findings,
+    strings_in,
+)
+from .conftest import MAIN, SIDE, Stack
+
+pytestmark = pytest.mark.e2e
+
+WORKSPACES = (MAIN, SIDE)
+# Secret fields that identify an account rather than grant access to it.
+NOT_SECRET_FIELDS = {"account_sid"}
+
+
+def prefixes(stack: Stack) -> list[str]:
+    return [f"{stack.outputs(ws)['name']}-" for ws in WORKSPACES]
+
+
+def workspace_roles(stack: Stack) -> list[dict[str, Any]]:
+    iam = stack.client("iam")
+    roles = [r for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]]
+    return [r for r in roles if any(r["RoleName"].startswith(p) for p in prefixes(stack))]
+
+
+def test_iam_roles_grant_no_wildcards_aws_does_not_require(stack: Stack) -> None:
+    iam = stack.client("iam")
+    roles = workspace_roles(stack)
+    functions = [name for ws in WORKSPACES for name in stack.outputs(ws)["functions"].values()]
+    assert sorted(functions) == sorted(r["RoleName"] for r in roles), "one role per function, no other"
+    findings: list[str] = []
+    for role in roles:
+        name = role["RoleName"]
+        trust = policy_document(role["AssumeRolePolicyDocument"])
+        findings += resource_policy_findings(f"{name} trust policy", trust)
+        for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            document = policy_document(
+                iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"]
+            )
+            findings += identity_policy_findings(f"{name}/{policy_name}", document)
+        for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])
+            findings += identity_policy_findings(
+                f"{name}/{attached['PolicyName']}", policy_document(version["PolicyVersion"]["Document"])
+            )
+    assert findings == []
+
+
+def test_resource_policies_admit_no_one_unconditionally(stack: Stack) -> None:
+    account_root = f"arn:aws:iam::{stack.client('sts').get_caller_identity()['Account']}:root"
+    kms, sns, sqs, lam = (stack.client(s) for s in ("kms", "sns", "sqs", "lambda"))
+    findings: list[str] = []
+    checked = 0
+    for key in kms.list_keys()["Keys"]:
+        if kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"].get("KeyManager") == "AWS":
+            continue
+        document = policy_document(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+        findings += resource_policy_findings(f"kms key {key['KeyId']}", document, account_root)
+        checked += 1
+    for topic in sns.list_topics()["Topics"]:
+        policy = sns.get_topic_attributes(TopicArn=topic["TopicArn"])["Attributes"].get("Policy")
+        if policy:
+            findings += resource_policy_findings(topic["TopicArn"], policy_document(policy))
+            checked += 1
+    for prefix in prefixes(stack):
+        for url in sqs.list_queues(QueueNamePrefix=prefix).get("QueueUrls", []):
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get(
+                "Attributes", {}
+            )
+            if "Policy" in attributes:
+                findings += resource_policy_findings(url, policy_document(attributes["Policy"]))
+                checked += 1
+    for ws in WORKSPACES:
+        for function in stack.outputs(ws)["functions"].values():
+            try:
+                policy = lam.get_policy(FunctionName=function)["Policy"]
+            except lam.exceptions.ResourceNotFoundException:
+                continue
+            findings += resource_policy_findings(function, policy_document(policy))
+            checked += 1
+    assert checked > 0
+    assert findings == []
+
+
+def function_log_lines(stack: Stack) -> list[tuple[str, int, str]]:
+    """Every line the functions wrote (the emulator's own log is not function output)."""
+    log_dir = Path(stack.cloud.work_dir) / "logs"
+    lines: list[tuple[str, int, str]] = []
+    for path in sorted(log_dir.glob("*.log")):
+        if path.name == "emulator.log":
+            continue
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            lines += [(path.name, number, text) for number, text in enumerate(handle, start=1)]
+    return lines
+
+
+def tenant_secret_values(stack: Stack) -> set[str]:
+    secrets = stack.client("secretsmanager")
+    values: set[str] = set()
+    for ws in WORKSPACES:
+        prefix = str(stack.outputs(ws)["tenant_secret_prefix"])
+        listed = [
+            s
+            for page in secrets.get_paginator("list_secrets").paginate()
+            for s in page["SecretList"]
+            if s["Name"].startswith(prefix)
+        ]
+        for secret in listed:
+            payload = json.loads(secrets.get_secret_value(SecretId=secret["ARN"])["SecretString"])
+            if not isinstance(payload, dict):
+                values |= set(strings_in(payload))
+                continue
+            values |= {s for k, v in payload.items() if k not in NOT_SECRET_FIELDS for s in strings_in(v)}
+    return values
+
+
+def message_bodies(stack: Stack) -> set[str]:
+    dynamodb = stack.client("dynamodb")
+    bodies: set[str] = set()
+    for ws in WORKSPACES:
+        table = stack.outputs(ws)["tables"]["conversations"]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            for item in page["Items"]:
+                bodies |= {str(m.get("body") or "") for m in from_item(item).get("messages", [])}
+    return bodies
+
+
+def test_function_logs_carry_no_phone_number_secret_or_message_body(stack: Stack) -> None:
+    lines = function_log_lines(stack)
+    secrets = tenant_secret_values(stack)
+    bodies = message_bodies(stack)
+    assert lines, "the functions wrote no log line: the check would prove nothing"
+    assert secrets, "no tenant secret found on the emulator"
+
+    leaks = find_leaks(lines, secrets, bodies)
+
+    assert leaks == [], "\n".join(str(leak) for leak in leaks[:50])
