@@ -13,7 +13,8 @@ keeps them independent. Every wait is bounded: `stack.wait_for(...)` polls until
 
 Useful members (see `Stack`): outputs(ws), api_url(ws), client(service), tenant(...),
 conversation(...), post_webhook(...), queue_events(ws, key), wait_for(fn, timeout), openai, twilio,
-cloud (LocalCloud: .runner.invoke/.runner.stats/.endpoint_url).
+cloud (LocalCloud: .runner.invoke/.runner.stats/.endpoint_url; .runner.call_counters[function name]
+is the proxy between that function and the emulator: its AWS calls by operation).
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     build_dir = Path(os.environ["AI_COMMS_BUILD_DIR"]) if os.environ.get("AI_COMMS_BUILD_DIR") else None
     cloud = LocalCloud(build_dir=build_dir, work_dir=tmp_path_factory.mktemp("local-cloud"))
     try:
-        cloud.start(emulator_port=0, api_port=0, workspaces=workspaces)
+        # Each function reaches the emulator through its own call counter (counts, fault injection).
+        cloud.start(emulator_port=0, api_port=0, workspaces=workspaces, count_calls=True)
         yield Stack(cloud, openai, twilio)
     finally:
         cloud.stop()
