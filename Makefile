@@ -64,7 +64,7 @@ lint: setup ## ruff, mypy, terraform fmt/validate, checkov
 	$(VENV)/bin/mypy
 	terraform -chdir=$(TF_DIR) fmt -check -recursive
 	terraform -chdir=$(TF_DIR) validate
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact -d $(TF_DIR) --framework terraform --download-external-modules false
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact -d $(TF_DIR) --framework terraform --download-external-modules false --skip-download
 
 local: setup build ## run the engine locally: emulator + terraform apply + runner + fakes
 	$(PY) -m local_cloud up

@@ -20,15 +20,18 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from ai_comms.conversations import ConversationRepository
 from ai_comms.signature import sign
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.cloud import LocalCloud
+from local_cloud.load import Customer, account, drive, expected_counts, plan_load, settled
 from local_cloud.seeding import open_conversation, seed_tenant
 from local_cloud.terraform import Workspace
 from local_cloud.worker import Invocation
@@ -310,6 +313,76 @@ class Bench:
             "sender_cold_start": cold,
         }
 
+    # -- load ----------------------------------------------------------------------------------------
+
+    def load_figures(self, messages: int, seconds: float, warm_http_ms_p50: float | None) -> dict[str, Any]:
+        """A paced load of signed webhooks from 50 customers, then the accounting of every message.
+
+        The sms channel (3 s debounce) makes each customer's burst one reply; the figures sit next to
+        the single-request warm webhook latency measured before, with nothing else running.
+        """
+        repo = ConversationRepository(self.runner.client("dynamodb"), self.outputs["tables"]["conversations"])
+        people = []
+        for index in range(50):
+            tel = f"+4477008{index:05d}"
+            record = open_conversation(self.runner.client, self.outputs, self.tenant, tel, channel="sms")
+            people.append(Customer(tel, record.conversation_id, record.customer_address))
+        plan = plan_load(people, messages, seconds)
+        expected = expected_counts(plan)
+        name = self.function("twilio_webhook")
+        replier = self.function("reply_processor")
+        since = len(self.runner.stats)
+        run = drive(
+            plan,
+            f"{self.api}/sms",
+            self.tenant.auth_token,
+            self.tenant.account_sid,
+            self.tenant.address("sms"),
+        )
+        sending_done = time.monotonic()
+
+        def read() -> dict[str, Any]:
+            found = {p.tel: repo.get(p.tel, p.conversation_id) for p in people}
+            return {tel: record for tel, record in found.items() if record is not None}
+
+        records = read()
+        while not settled(records, expected) and time.monotonic() < sending_done + 150:
+            time.sleep(1)
+            records = read()
+        answered_after_s = round(time.monotonic() - sending_done, 1)
+        time.sleep(4)  # a stray second reply would arrive by now
+        records = read()
+        addresses = {p.address: p.tel for p in people}
+        replies: dict[str, list[dict[str, Any]]] = {}
+        for message in self.twilio.messages():
+            if message.get("to") in addresses:
+                replies.setdefault(addresses[str(message["to"])], []).append(message)
+        queue_arn = self.runner.client("sqs").get_queue_attributes(
+            QueueUrl=self.outputs["queues"]["sms-ai-reply"], AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        consumed: Counter[str] = Counter()
+        for event, _ in self.runner.history[since:]:
+            for record in event.get("Records", []) if isinstance(event, dict) else []:
+                if record.get("eventSourceARN") == queue_arn:
+                    consumed[json.loads(record["body"])["detail"]["message_sid"]] += 1
+        accounting, problems = account(plan, records, replies, self.openai.requests.snapshot(), consumed)
+        load = run.figures()
+        return {
+            **load,
+            **accounting,
+            "all_answered_s_after_last_webhook": answered_after_s,
+            "problems": problems[:10],
+            "baseline_single_request_warm_http_ms_p50": warm_http_ms_p50,
+            "webhook_p50_ratio_vs_single_warm": (
+                round(load["webhook_ms"]["p50"] / warm_http_ms_p50, 2) if warm_http_ms_p50 else None
+            ),
+            "peak_concurrency": {
+                "twilio_webhook": self.runner.workers[name].peak,
+                "reply_processor": self.runner.workers[replier].peak,
+            },
+            "throttled_invokes": sum(self.runner.throttles.values()),
+        }
+
 
 def sizes(build_dir: Path) -> dict[str, Any]:
     manifest = json.loads((build_dir / "manifest.json").read_text())["artifacts"]
@@ -342,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=200, help="warm webhook / initiate requests")
     parser.add_argument("--replies", type=int, default=30, help="single-message replies timed")
     parser.add_argument("--bursts", type=int, default=3, help="5-message bursts")
+    parser.add_argument("--load-messages", type=int, default=300, help="webhooks in the load run")
+    parser.add_argument("--load-seconds", type=float, default=40.0, help="duration of the load run")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build", help="artifacts to deploy")
     args = parser.parse_args(argv)
@@ -364,6 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         results["replies"] = bench.reply_figures(args.replies, args.bursts)
         progress("outbound: initiate latency, request-to-template latency, sender cold start")
         results["outbound"] = bench.outbound_figures(min(args.warm, 100), 20)
+        progress(f"load: {args.load_messages} webhooks from 50 customers over ~{args.load_seconds:.0f} s")
+        results["load"] = bench.load_figures(
+            args.load_messages, args.load_seconds, results["webhook"]["warm_http_ms"]["p50"]
+        )
     finally:
         cloud.stop()
         openai.stop()

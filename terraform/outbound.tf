@@ -2,74 +2,6 @@
 # channel routes it to that channel's outbound queue; the channel sender writes and sends the
 # approved template. Adding a channel to var.channels adds its queue, rule and mapping: no code.
 
-variable "api_usage_plan" {
-  description = "Usage plan of the client API keys on POST /initiate-conversation: steady requests per second (rate_limit), burst (burst_limit) and a quota of requests per quota_period (DAY, WEEK or MONTH)."
-  type = object({
-    rate_limit   = number
-    burst_limit  = number
-    quota_limit  = number
-    quota_period = string
-  })
-  default = {
-    rate_limit   = 10
-    burst_limit  = 20
-    quota_limit  = 100000
-    quota_period = "DAY"
-  }
-
-  validation {
-    condition     = contains(["DAY", "WEEK", "MONTH"], var.api_usage_plan.quota_period)
-    error_message = "api_usage_plan.quota_period must be DAY, WEEK or MONTH."
-  }
-
-  validation {
-    condition     = var.api_usage_plan.rate_limit > 0 && var.api_usage_plan.burst_limit > 0 && var.api_usage_plan.quota_limit > 0
-    error_message = "api_usage_plan limits must be positive."
-  }
-}
-
-variable "api_keys" {
-  description = "Client API keys for POST /initiate-conversation, by client name. secret_id names a Secrets Manager secret holding {\"api_key\": \"<20+ characters>\"}; without it API Gateway generates the value (read it with `aws apigateway get-api-key --api-key <id> --include-value`). Key values never go in tfvars."
-  type = map(object({
-    secret_id = optional(string)
-  }))
-  default = {}
-
-  validation {
-    condition     = alltrue([for client in keys(var.api_keys) : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", client))])
-    error_message = "Client names are 1-63 lowercase letters, digits or dashes."
-  }
-}
-
-variable "max_initiate_body_bytes" {
-  description = "Largest POST /initiate-conversation body the function accepts; larger ones get 413."
-  type        = number
-  default     = 16384
-}
-
-variable "channel_sender_timeout_seconds" {
-  description = "Timeout of the channel sender: two AI calls with their retries, one Twilio send, one wait for a concurrent delivery."
-  type        = number
-  default     = 180
-
-  validation {
-    condition     = var.channel_sender_timeout_seconds >= 10 && var.channel_sender_timeout_seconds <= 900
-    error_message = "channel_sender_timeout_seconds must be 10 to 900."
-  }
-}
-
-variable "outbound_visibility_timeout_seconds" {
-  description = "Visibility timeout of the outbound queues; null means six times the sender's timeout (AWS's advice). AWS requires at least the sender's timeout; lower values are for emulator tests of the heartbeat."
-  type        = number
-  default     = null
-}
-
-variable "channel_sender_reserved_concurrency" {
-  description = "Concurrency reserved for (and capping) the channel sender, protecting tenants' Twilio and OpenAI rate limits; -1 leaves it unreserved."
-  type        = number
-  default     = -1
-}
-
 locals {
   outbound_rule_keys = [for channel in keys(var.channels) : "${channel}-outbound"]
 
@@ -248,17 +180,3 @@ check "outbound_visibility_timeout" {
   }
 }
 
-output "initiate_url" {
-  description = "URL clients POST conversation requests to, with their key in the x-api-key header."
-  value       = module.api.route_urls["initiate-conversation"]
-}
-
-output "api_key_ids" {
-  description = "API Gateway key id of each client in var.api_keys (read a value with `aws apigateway get-api-key --api-key <id> --include-value`)."
-  value       = module.api.api_key_ids
-}
-
-output "usage_plan_id" {
-  description = "Usage plan holding the client API keys."
-  value       = module.api.usage_plan_id
-}

@@ -102,3 +102,23 @@ output "alerts_topic_arn" {
   description = "SNS topic the DLQ alarms notify; subscribe on-call people or tools to it."
   value       = module.monitoring.alerts_topic_arn
 }
+
+output "handoff_notices_topic_arn" {
+  description = "SNS topic announcing conversations that need a person; subscribe the team to it."
+  value       = aws_sns_topic.handoff_notices.arn
+}
+
+output "initiate_url" {
+  description = "URL clients POST conversation requests to, with their key in the x-api-key header."
+  value       = module.api.route_urls["initiate-conversation"]
+}
+
+output "api_key_ids" {
+  description = "API Gateway key id of each client in var.api_keys (read a value with `aws apigateway get-api-key --api-key <id> --include-value`)."
+  value       = module.api.api_key_ids
+}
+
+output "usage_plan_id" {
+  description = "Usage plan holding the client API keys."
+  value       = module.api.usage_plan_id
+}

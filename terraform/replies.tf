@@ -1,61 +1,6 @@
 # AI replies: the reply processor on every channel's AI-reply queue, the handoff notice topic, and
 # the alarm on replies sent but not recorded.
 
-variable "reply_batch_size" {
-  description = "AI-reply queue messages per reply processor invocation. 1 lets each record run in its own environment, so one slow AI call never delays another conversation."
-  type        = number
-  default     = 1
-
-  validation {
-    condition     = var.reply_batch_size >= 1 && var.reply_batch_size <= 10
-    error_message = "reply_batch_size must be 1 to 10."
-  }
-}
-
-variable "reply_processor_timeout_seconds" {
-  description = "Timeout of the reply processor; must cover a batch of the AI call (with SDK retries) and the Twilio sends, and stay within the ai-reply queues' visibility timeout."
-  type        = number
-  default     = 60
-
-  validation {
-    condition     = var.reply_processor_timeout_seconds >= 10 && var.reply_processor_timeout_seconds <= 360
-    error_message = "reply_processor_timeout_seconds must be 10 to 360 (the ai-reply queues' visibility timeout)."
-  }
-}
-
-variable "openai_timeout_seconds" {
-  description = "Timeout of one OpenAI request, in seconds, before the SDK retries it."
-  type        = number
-  default     = 15
-
-  validation {
-    condition     = var.openai_timeout_seconds > 0 && var.openai_timeout_seconds <= 120
-    error_message = "openai_timeout_seconds must be above 0 and at most 120."
-  }
-}
-
-variable "openai_max_retries" {
-  description = "Retries the OpenAI SDK makes itself on 429, 5xx and timeouts before the SQS retry."
-  type        = number
-  default     = 2
-
-  validation {
-    condition     = var.openai_max_retries >= 0 && var.openai_max_retries <= 5
-    error_message = "openai_max_retries must be 0 to 5."
-  }
-}
-
-variable "reply_retry_base_seconds" {
-  description = "First backoff of a failed reply record, doubled on each receive: a transient OpenAI or Twilio failure is retried after this, not after the queue's visibility timeout."
-  type        = number
-  default     = 10
-
-  validation {
-    condition     = var.reply_retry_base_seconds >= 0 && var.reply_retry_base_seconds <= 900
-    error_message = "reply_retry_base_seconds is an SQS visibility timeout: 0 to 900 seconds."
-  }
-}
-
 locals {
   # The ai-reply queues' visibility must outlast one invocation, or a batch still being answered
   # reappears for a second consumer. (The processor reschedules failed records itself.)
@@ -164,7 +109,3 @@ module "reply_processor_post_send_alarm" {
   alarm_topic_arn   = module.monitoring.alerts_topic_arn
 }
 
-output "handoff_notices_topic_arn" {
-  description = "SNS topic announcing conversations that need a person; subscribe the team to it."
-  value       = aws_sns_topic.handoff_notices.arn
-}

@@ -151,3 +151,126 @@ variable "build_dir" {
   type        = string
   default     = null
 }
+
+variable "reply_batch_size" {
+  description = "AI-reply queue messages per reply processor invocation. 1 lets each record run in its own environment, so one slow AI call never delays another conversation."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.reply_batch_size >= 1 && var.reply_batch_size <= 10
+    error_message = "reply_batch_size must be 1 to 10."
+  }
+}
+
+variable "reply_processor_timeout_seconds" {
+  description = "Timeout of the reply processor; must cover a batch of the AI call (with SDK retries) and the Twilio sends, and stay within the ai-reply queues' visibility timeout."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.reply_processor_timeout_seconds >= 10 && var.reply_processor_timeout_seconds <= 360
+    error_message = "reply_processor_timeout_seconds must be 10 to 360 (the ai-reply queues' visibility timeout)."
+  }
+}
+
+variable "openai_timeout_seconds" {
+  description = "Timeout of one OpenAI request, in seconds, before the SDK retries it."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.openai_timeout_seconds > 0 && var.openai_timeout_seconds <= 120
+    error_message = "openai_timeout_seconds must be above 0 and at most 120."
+  }
+}
+
+variable "openai_max_retries" {
+  description = "Retries the OpenAI SDK makes itself on 429, 5xx and timeouts before the SQS retry."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.openai_max_retries >= 0 && var.openai_max_retries <= 5
+    error_message = "openai_max_retries must be 0 to 5."
+  }
+}
+
+variable "reply_retry_base_seconds" {
+  description = "First backoff of a failed reply record, doubled on each receive: a transient OpenAI or Twilio failure is retried after this, not after the queue's visibility timeout."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.reply_retry_base_seconds >= 0 && var.reply_retry_base_seconds <= 900
+    error_message = "reply_retry_base_seconds is an SQS visibility timeout: 0 to 900 seconds."
+  }
+}
+
+variable "api_usage_plan" {
+  description = "Usage plan of the client API keys on POST /initiate-conversation: steady requests per second (rate_limit), burst (burst_limit) and a quota of requests per quota_period (DAY, WEEK or MONTH)."
+  type = object({
+    rate_limit   = number
+    burst_limit  = number
+    quota_limit  = number
+    quota_period = string
+  })
+  default = {
+    rate_limit   = 10
+    burst_limit  = 20
+    quota_limit  = 100000
+    quota_period = "DAY"
+  }
+
+  validation {
+    condition     = contains(["DAY", "WEEK", "MONTH"], var.api_usage_plan.quota_period)
+    error_message = "api_usage_plan.quota_period must be DAY, WEEK or MONTH."
+  }
+
+  validation {
+    condition     = var.api_usage_plan.rate_limit > 0 && var.api_usage_plan.burst_limit > 0 && var.api_usage_plan.quota_limit > 0
+    error_message = "api_usage_plan limits must be positive."
+  }
+}
+
+variable "api_keys" {
+  description = "Client API keys for POST /initiate-conversation, by client name. secret_id names a Secrets Manager secret holding {\"api_key\": \"<20+ characters>\"}; without it API Gateway generates the value (read it with `aws apigateway get-api-key --api-key <id> --include-value`). Key values never go in tfvars."
+  type = map(object({
+    secret_id = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for client in keys(var.api_keys) : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", client))])
+    error_message = "Client names are 1-63 lowercase letters, digits or dashes."
+  }
+}
+
+variable "max_initiate_body_bytes" {
+  description = "Largest POST /initiate-conversation body the function accepts; larger ones get 413."
+  type        = number
+  default     = 16384
+}
+
+variable "channel_sender_timeout_seconds" {
+  description = "Timeout of the channel sender: two AI calls with their retries, one Twilio send, one wait for a concurrent delivery."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.channel_sender_timeout_seconds >= 10 && var.channel_sender_timeout_seconds <= 900
+    error_message = "channel_sender_timeout_seconds must be 10 to 900."
+  }
+}
+
+variable "outbound_visibility_timeout_seconds" {
+  description = "Visibility timeout of the outbound queues; null means six times the sender's timeout (AWS's advice). AWS requires at least the sender's timeout; lower values are for emulator tests of the heartbeat."
+  type        = number
+  default     = null
+}
+
+variable "channel_sender_reserved_concurrency" {
+  description = "Concurrency reserved for (and capping) the channel sender, protecting tenants' Twilio and OpenAI rate limits; -1 leaves it unreserved."
+  type        = number
+  default     = -1
+}

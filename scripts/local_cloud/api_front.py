@@ -27,10 +27,14 @@ from local_cloud.apigw_events import (
     proxy_response,
 )
 from local_cloud.discovery import RouteRecord
+from local_cloud.worker import Throttled
 
 LOG = logging.getLogger(__name__)
 InvokeFn = Callable[[str, Any], Any]
-"""(function ARN, event) -> the Invocation; failures are reported through ``.error``."""
+"""(function ARN, event) -> the Invocation; failures are reported through ``.error``; raises
+``Throttled`` when the function has no free execution environment (answered 429, as API Gateway
+answers a throttled Lambda)."""
+THROTTLED = {"message": "Rate Exceeded"}
 KeyCheckFn = Callable[[str, str, str], bool]
 """(api id, stage, presented key) -> whether a usage plan of that stage admits the key."""
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -101,7 +105,12 @@ class ApiFront:
         ):
             return json_response(403, FORBIDDEN)
         event = build_proxy_event(request, match, self._account_id, api_key)
-        invocation = self._invoke(match.route.function_arn, event)
+        try:
+            invocation = self._invoke(match.route.function_arn, event)
+        except Throttled:
+            throttled = json_response(429, THROTTLED)
+            throttled.headers.append(("x-amzn-ErrorType", "TooManyRequestsException"))
+            return throttled
         if invocation.error is not None:
             return json_response(502, INTERNAL_ERROR)
         return proxy_response(invocation.result)

@@ -4,6 +4,13 @@ moto records functions, layers, mappings and APIs but cannot execute code withou
 reads those records, insists that each function's and layer's CodeSha256 is a file in build/ (so the
 code that runs is exactly the code Terraform deployed), unpacks them under .local/lambda/<function>/,
 and then drives the functions: SQS pollers, the HTTP API front, and direct ``invoke`` for tests.
+
+Concurrency as in Lambda: each function scales out to its reserved concurrency (read from the
+emulator), else to the runner's ``concurrency`` (default 4, or AI_COMMS_LOCAL_CONCURRENCY), one warm
+process per execution environment. The API front waits ``throttle_wait`` seconds (default 3, or
+AI_COMMS_LOCAL_THROTTLE_WAIT) for a free environment and then answers 429, as a throttled function
+behind API Gateway does; each SQS mapping runs as many pollers as its function may run at once, and
+a poller holding a batch simply waits for an environment (its messages stay in flight meanwhile).
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ import os
 import shutil
 import threading
 import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from local_cloud.accounting import CallCounter
 from local_cloud.api_front import ApiFront
@@ -26,11 +36,14 @@ from local_cloud.artifacts import Artifact, load_manifest
 from local_cloud.discovery import FunctionRecord, Topology, discover
 from local_cloud.logs import FunctionLogs
 from local_cloud.sqs_poller import SqsPoller
-from local_cloud.worker import Invocation, Worker, WorkerSpec
+from local_cloud.worker import DEFAULT_CONCURRENCY, Invocation, Throttled, Worker, WorkerSpec
 
 LOG = logging.getLogger(__name__)
 DEFAULT_REGION = "eu-west-1"
+DEFAULT_THROTTLE_WAIT = 3.0
 _STAMP = ".code-sha256"
+CONCURRENCY_ENV = "AI_COMMS_LOCAL_CONCURRENCY"
+THROTTLE_WAIT_ENV = "AI_COMMS_LOCAL_THROTTLE_WAIT"
 
 
 class PackagingError(RuntimeError):
@@ -81,8 +94,24 @@ class Runner:
         pollers: bool = True,
         binary_media_types: dict[str, tuple[str, ...]] | None = None,
         count_calls: bool = False,
+        concurrency: int | None = None,
+        throttle_wait: float | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
+        # Execution environments per function without a reserved concurrency of its own.
+        self.concurrency = (
+            concurrency
+            if concurrency is not None
+            else int(os.environ.get(CONCURRENCY_ENV) or DEFAULT_CONCURRENCY)
+        )
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
+        # How long an API request waits for a free environment before its 429.
+        self.throttle_wait = (
+            throttle_wait
+            if throttle_wait is not None
+            else float(os.environ.get(THROTTLE_WAIT_ENV) or DEFAULT_THROTTLE_WAIT)
+        )
         # moto drops an API's binaryMediaTypes; the caller passes them (by API id) from Terraform.
         self._binary_media_types = binary_media_types or {}
         # With count_calls, each function reaches the emulator through its own CallCounter.
@@ -102,6 +131,8 @@ class Runner:
         self.stats: list[Invocation] = []
         # Every event with its outcome, so tests can see what a function consumed from a queue.
         self.history: list[tuple[Any, Invocation]] = []
+        # Invokes refused for want of a free execution environment, by function name.
+        self.throttles: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._logs: dict[str, FunctionLogs] = {}
         self._apigateway: Any = None
@@ -127,13 +158,15 @@ class Runner:
         topology = replace(topology, routes=routes)
         self.topology = topology
         manifest = load_manifest(self.build_dir)
+        limits = {name: self._concurrency_limit(lambda_client, name) for name in topology.functions}
         self.workers = {
-            name: self._prepare(function, manifest) for name, function in topology.functions.items()
+            name: self._prepare(function, manifest, limits[name])
+            for name, function in topology.functions.items()
         }
         self.api = ApiFront(
             topology.routes,
             topology.account_id,
-            self.invoke_arn,
+            lambda arn, event: self.invoke_arn(arn, event, wait=self.throttle_wait),
             self._key_allowed,
             host=self._api_host,
             port=self._api_port,
@@ -142,8 +175,12 @@ class Runner:
         if self._want_pollers:
             sqs = self.client("sqs")
             for mapping in topology.mappings:
-                if mapping.enabled:
-                    poller = SqsPoller(mapping, sqs, self.region, self.invoke_arn)
+                limit = limits[topology.function_by_arn(mapping.function_arn).name]
+                if mapping.enabled and limit == 0:
+                    LOG.warning("%s: its function is reserved to zero concurrency; not polled", mapping.uuid)
+                elif mapping.enabled:
+                    # As many concurrent batches per mapping as the function may run at once.
+                    poller = SqsPoller(mapping, sqs, self.region, self.invoke_arn, concurrency=limit)
                     poller.start()
                     self.pollers.append(poller)
         LOG.info(
@@ -165,8 +202,10 @@ class Runner:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        for worker in self.workers.values():
-            worker.stop()
+        # Every function's environments in parallel: each ends within a few seconds, so all do.
+        if self.workers:
+            with ThreadPoolExecutor(max_workers=len(self.workers)) as pool:
+                list(pool.map(Worker.close, self.workers.values()))
         for logs in self._logs.values():
             logs.close()
         for counter in self.call_counters.values():
@@ -174,17 +213,26 @@ class Runner:
 
     # -- invoking ----------------------------------------------------------------------------------
 
-    def invoke(self, function_name: str, event: Any) -> Invocation:
-        """Invoke by function name, synchronously, as the Invoke API's RequestResponse would."""
-        invocation = self.workers[function_name].invoke(event)
+    def invoke(self, function_name: str, event: Any, *, wait: float | None = None) -> Invocation:
+        """Invoke by function name, synchronously, as the Invoke API's RequestResponse would.
+
+        Waits up to ``wait`` seconds for a free execution environment (None: until one frees up)
+        and raises ``Throttled`` (TooManyRequestsException) past that.
+        """
+        try:
+            invocation = self.workers[function_name].invoke(event, wait=wait)
+        except Throttled:
+            with self._stats_lock:
+                self.throttles[function_name] += 1
+            raise
         with self._stats_lock:
             self.stats.append(invocation)
             self.history.append((event, invocation))
         return invocation
 
-    def invoke_arn(self, function_arn: str, event: Any) -> Invocation:
+    def invoke_arn(self, function_arn: str, event: Any, *, wait: float | None = None) -> Invocation:
         assert self.topology is not None
-        return self.invoke(self.topology.function_by_arn(function_arn).name, event)
+        return self.invoke(self.topology.function_by_arn(function_arn).name, event, wait=wait)
 
     @property
     def api_base_url(self) -> str:
@@ -202,7 +250,18 @@ class Runner:
             )
         return self.build_dir / artifact.path
 
-    def _prepare(self, function: FunctionRecord, manifest: dict[str, Artifact]) -> Worker:
+    def _concurrency_limit(self, lambda_client: Any, function_name: str) -> int:
+        """The function's reserved concurrency when the emulator records one, else the default."""
+        try:
+            reserved = lambda_client.get_function_concurrency(FunctionName=function_name).get(
+                "ReservedConcurrentExecutions"
+            )
+        except (ClientError, BotoCoreError):  # an emulator without the API: nothing reserved
+            LOG.debug("no reserved concurrency readable for %s", function_name, exc_info=True)
+            reserved = None
+        return self.concurrency if reserved is None else int(reserved)
+
+    def _prepare(self, function: FunctionRecord, manifest: dict[str, Artifact], concurrency: int) -> Worker:
         assert self.topology is not None
         code_zip = self._artifact(manifest, function.code_sha256, f"function {function.name}")
         base = self.work_dir / "lambda" / function.name
@@ -224,7 +283,7 @@ class Runner:
             runtime_dir=self.build_dir / "runtime",
             environment=self._environment(function),
         )
-        return Worker(spec, logs)
+        return Worker(spec, logs, concurrency=concurrency)
 
     def _unpack_layers(self, function: FunctionRecord, manifest: dict[str, Artifact]) -> Path:
         """Extract a function's layers once per distinct set, shared through <fn>/layer symlinks.

@@ -1,10 +1,13 @@
-"""The Lambda SQS event source mapping, played by one polling thread per enabled mapping.
+"""The Lambda SQS event source mapping, played by a few polling threads per enabled mapping.
 
 Semantics kept from the service: batches of up to min(BatchSize, 10) messages, the real SQS event
 shape, successful messages deleted, a failed invocation deletes nothing (the messages reappear after
 the visibility timeout and the queue's redrive policy moves them to the DLQ), and with
-ReportBatchItemFailures only the reported items stay. Not kept: batching windows and scaling out to
-several concurrent batches (one worker per function serves them one at a time).
+ReportBatchItemFailures only the reported items stay. Several batches run at once: Lambda polls a
+queue with several pollers, each long-polling and invoking on its own, up to the function's
+concurrency; here ``concurrency`` threads do the same, and a thread whose function has no free
+execution environment waits for one while its batch stays in flight. Not kept: batching windows
+and the service's gradual scaling of pollers with the backlog.
 
 moto quirk (5.2.5): when a message arrives on a queue with an enabled mapping, moto itself receives
 it once and tries to run the function in Docker; without Docker that fails and moto makes the
@@ -17,6 +20,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -104,7 +108,7 @@ def messages_to_delete(
 
 
 class SqsPoller:
-    """A daemon thread feeding one queue to one function until ``stop``."""
+    """``concurrency`` daemon threads feeding one queue to one function until ``stop``."""
 
     def __init__(
         self,
@@ -112,6 +116,7 @@ class SqsPoller:
         sqs: Any,
         region: str,
         invoke: Callable[[str, Any], Any],
+        concurrency: int = 1,
     ) -> None:
         self.mapping = mapping
         self._sqs = sqs
@@ -119,20 +124,31 @@ class SqsPoller:
         self._invoke = invoke
         self._stopping = threading.Event()
         self._queue_url = queue_url_for(sqs, mapping.source_arn)
-        self._thread = threading.Thread(
-            target=self._run, name=f"sqs-{mapping.source_arn.rsplit(':', 1)[1]}", daemon=True
-        )
+        name = mapping.source_arn.rsplit(":", 1)[1]
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sqs-{name}-{index}", daemon=True)
+            for index in range(max(concurrency, 1))
+        ]
+        self._count_lock = threading.Lock()
         self.batches = 0
 
+    @property
+    def concurrency(self) -> int:
+        return len(self._threads)
+
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
 
     def join(self, timeout: float) -> None:
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        """Wait for every thread, ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(deadline - time.monotonic(), 0))
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -158,7 +174,8 @@ class SqsPoller:
             return 0
         event = {"Records": [sqs_record(m, self.mapping.source_arn, self._region) for m in messages]}
         invocation = self._invoke(self.mapping.function_arn, event)
-        self.batches += 1
+        with self._count_lock:
+            self.batches += 1
         done = messages_to_delete(messages, invocation, self.mapping.report_batch_item_failures)
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]

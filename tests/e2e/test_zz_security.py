@@ -158,3 +158,22 @@ def test_function_logs_carry_no_phone_number_secret_or_message_body(stack: Stack
     leaks = find_leaks(lines, secrets, bodies)
 
     assert leaks == [], "\n".join(str(leak) for leak in leaks[:50])
+
+
+def test_every_dlq_and_every_function_alarms_to_the_alerts_topic(stack: Stack) -> None:
+    cloudwatch = stack.client("cloudwatch")
+    alarms = [
+        a for page in cloudwatch.get_paginator("describe_alarms").paginate() for a in page["MetricAlarms"]
+    ]
+    for ws in WORKSPACES:
+        outputs = stack.outputs(ws)
+        topic = outputs["alerts_topic_arn"]
+        notifying = [a for a in alarms if topic in a.get("AlarmActions", [])]
+        watched_queues = {
+            d["Value"] for a in notifying for d in a.get("Dimensions", []) if d["Name"] == "QueueName"
+        }
+        assert set(outputs["dlqs"]) <= watched_queues, set(outputs["dlqs"]) - watched_queues
+        rate_alarms = {a["AlarmName"] for a in notifying if a.get("Metrics")}
+        assert {f"{name}-error-rate" for name in outputs["functions"].values()} <= rate_alarms
+        dashboard = json.loads(cloudwatch.get_dashboard(DashboardName=outputs["name"])["DashboardBody"])
+        assert dashboard["widgets"]

@@ -5,7 +5,10 @@ Fast (no terraform): proves the Lambda/API Gateway/SQS hops the e2e suite relies
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +23,7 @@ from local_cloud.artifacts import write_deterministic_zip, write_manifest
 from local_cloud.cloud import free_port
 from local_cloud.emulator import Emulator
 from local_cloud.runner import PackagingError, Runner
+from local_cloud.worker import Invocation, Throttled
 
 REGION = "eu-west-1"
 STAGE = "test"
@@ -35,6 +39,11 @@ import layer_helper
 
 def lambda_handler(event, context):
     if "Records" in event:
+        started = time.time()
+        for record in event["Records"]:
+            if record["body"].startswith("sleep:"):
+                time.sleep(float(record["body"].split(":")[1]))
+        event["worker"] = {"pid": os.getpid(), "started": started, "ended": time.time()}
         with open(os.environ["RECORD_FILE"], "a") as sink:
             sink.write(json.dumps(event) + "\\n")
         failed = [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"] == "fail"]
@@ -48,6 +57,7 @@ def lambda_handler(event, context):
         "sys_path": sys.path,
         "function_name": context.function_name,
         "remaining_ms": context.get_remaining_time_in_millis(),
+        "pid": os.getpid(),
     }
     return {"statusCode": 201, "headers": {"X-Echo": "yes"}, "body": json.dumps(payload)}
 """
@@ -105,6 +115,7 @@ class Deployed:
 
     def __init__(self) -> None:
         self.queue_url = ""
+        self.parallel_queue_url = ""
         self.dlq_url = ""
         self.api_id = ""
         self.api_key = ""
@@ -153,6 +164,8 @@ def deployed(emulator: Emulator, build_dir: Path, tmp_path_factory: pytest.TempP
         ("echo", "echo.zip", 10),
         ("slow", "echo.zip", 1),
         ("broken", "broken.zip", 5),
+        ("para", "echo.zip", 10),
+        ("single", "echo.zip", 10),
     ):
         arns[name] = lam.create_function(
             FunctionName=name,
@@ -181,10 +194,20 @@ def deployed(emulator: Emulator, build_dir: Path, tmp_path_factory: pytest.TempP
         BatchSize=10,
         FunctionResponseTypes=["ReportBatchItemFailures"],
     )
+    lam.put_function_concurrency(FunctionName="single", ReservedConcurrentExecutions=1)
+    out.parallel_queue_url = sqs.create_queue(QueueName="parallel")["QueueUrl"]
+    lam.create_event_source_mapping(
+        EventSourceArn=sqs.get_queue_attributes(QueueUrl=out.parallel_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"],
+        FunctionName="para",
+        BatchSize=1,
+    )
     out.api_id = apigw.create_rest_api(name="runner-test")["id"]
     root = next(r["id"] for r in apigw.get_resources(restApiId=out.api_id)["items"] if r["path"] == "/")
     add_route(apigw, out.api_id, root, "echo", "POST", arns["echo"])
     add_route(apigw, out.api_id, root, "broken", "POST", arns["broken"])
+    add_route(apigw, out.api_id, root, "single", "POST", arns["single"])
     add_route(apigw, out.api_id, root, "secure", "POST", arns["echo"], key=True)
     items = add_route(apigw, out.api_id, root, "items", "GET", arns["echo"])
     add_route(apigw, out.api_id, items, "{id}", "ANY", arns["echo"])
@@ -201,7 +224,15 @@ def runner(
     emulator: Emulator, build_dir: Path, deployed: Deployed, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Runner]:
     work_dir = tmp_path_factory.mktemp("local")
-    running = Runner(emulator.url, build_dir, work_dir, region=REGION, api_port=0, log_dir=work_dir / "logs")
+    running = Runner(
+        emulator.url,
+        build_dir,
+        work_dir,
+        region=REGION,
+        api_port=0,
+        log_dir=work_dir / "logs",
+        throttle_wait=0.5,
+    )
     running.start()
     yield running
     running.stop()
@@ -209,8 +240,8 @@ def runner(
 
 def test_discovers_what_was_deployed(runner: Runner) -> None:
     assert runner.topology is not None
-    assert set(runner.topology.functions) == {"echo", "slow", "broken"}
-    assert len(runner.pollers) == 1
+    assert set(runner.topology.functions) == {"echo", "slow", "broken", "para", "single"}
+    assert len(runner.pollers) == 2
     assert {(r.stage, r.resource_path, r.method) for r in runner.topology.routes} >= {
         (STAGE, "/echo", "POST"),
         (STAGE, "/items/{id}", "ANY"),
@@ -365,3 +396,120 @@ def test_code_matching_no_artifact_is_a_packaging_error(
             Runner(emulator.url, build_dir, tmp_path / "local", region=REGION, api_port=0).start()
     finally:
         lam.delete_function(FunctionName="stale")
+
+
+# -- concurrency: a pool of execution environments per function -----------------------------------
+
+
+def invoke_together(runner: Runner, function: str, events: list[dict[str, Any]]) -> list[Invocation]:
+    results: list[Invocation | None] = [None] * len(events)
+    gate = threading.Barrier(len(events))
+
+    def call(index: int) -> None:
+        gate.wait()
+        results[index] = runner.invoke(function, events[index])
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(len(events))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(result is not None for result in results)
+    return [result for result in results if result is not None]
+
+
+def pid_of(invocation: Invocation) -> int:
+    assert invocation.error is None, invocation.error
+    return int(json.loads(invocation.result["body"])["pid"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_parallel_invokes_scale_out_each_with_its_own_cold_start(runner: Runner) -> None:
+    pool = runner.workers["para"]
+    assert pool.concurrency == runner.concurrency == 4
+
+    first = invoke_together(runner, "para", [{"sleep": 1.0}] * 4)
+
+    assert len({pid_of(i) for i in first}) == 4 and all(i.cold_start and i.init_ms for i in first)
+    assert pool.peak == 4 and pool.started == 4
+    # Warm now: sequential invokes reuse the most recently freed environment, no new process.
+    again = [runner.invoke("para", {}) for _ in range(3)]
+    assert not any(i.cold_start for i in again) and len({pid_of(i) for i in again}) == 1
+    assert pid_of(again[0]) in {pid_of(i) for i in first} and pool.started == 4
+
+
+def test_more_invokes_than_the_limit_wait_for_a_free_environment(runner: Runner) -> None:
+    pool = runner.workers["para"]
+    invocations = invoke_together(runner, "para", [{"sleep": 0.5}] * 7)
+
+    assert all(i.error is None for i in invocations)
+    assert len({pid_of(i) for i in invocations}) <= 4 and pool.peak <= 4
+
+
+def test_reserved_concurrency_caps_the_pool_and_the_api_answers_429(runner: Runner) -> None:
+    pool = runner.workers["single"]
+    assert pool.concurrency == 1
+    holder = threading.Thread(target=runner.invoke, args=("single", {"sleep": 3}))
+    holder.start()
+    wait_for(lambda: pool.busy == 1)
+    try:
+        status, body = http("POST", f"{runner.api_base_url}/{STAGE}/single", b"{}")
+        assert (status, body) == (429, {"message": "Rate Exceeded"})
+        with pytest.raises(Throttled):
+            runner.invoke("single", {}, wait=0.1)
+        assert runner.throttles["single"] == 2
+    finally:
+        holder.join(30)
+    # Free again: a direct invoke (no wait given) and the API both get through.
+    assert runner.invoke("single", {}).error is None
+    assert http("POST", f"{runner.api_base_url}/{STAGE}/single", b"{}")[0] == 201
+
+
+def test_stop_ends_every_process_even_mid_invoke_and_a_later_invoke_starts_cold(runner: Runner) -> None:
+    pool = runner.workers["para"]
+    pids = {pid_of(i) for i in invoke_together(runner, "para", [{}] * 4)}
+    running = threading.Thread(target=runner.invoke, args=("para", {"sleep": 8}))
+    running.start()
+    wait_for(lambda: pool.busy == 1)
+
+    started = time.monotonic()
+    pool.stop()
+    running.join(15)
+
+    assert time.monotonic() - started < 8  # the sleeping invocation was cut short, not awaited
+    assert not any(alive(pid) for pid in pids)
+    assert pool.busy == 0
+    fresh = runner.invoke("para", {})
+    assert fresh.cold_start and pid_of(fresh) not in pids
+
+
+def test_sqs_batches_of_one_mapping_run_concurrently(
+    runner: Runner, deployed: Deployed, emulator: Emulator
+) -> None:
+    sqs = client(emulator, "sqs")
+    assert {p.concurrency for p in runner.pollers} == {4}
+    sent = {
+        sqs.send_message(QueueUrl=deployed.parallel_queue_url, MessageBody="sleep:2")["MessageId"]
+        for _ in range(4)
+    }
+
+    def batches() -> list[dict[str, Any]] | None:
+        found = []
+        for line in deployed.record_file.read_text().splitlines() if deployed.record_file.exists() else []:
+            event = json.loads(line)
+            if event["Records"][0]["messageId"] in sent:
+                found.append(event)
+        return found if len(found) == 4 else None
+
+    found = wait_for(batches, timeout=30)
+    intervals = sorted((e["worker"]["started"], e["worker"]["ended"]) for e in found)
+    overlapping = sum(1 for (_, end), (start, _) in itertools.pairwise(intervals) if start < end)
+    assert overlapping >= 1 and len({e["worker"]["pid"] for e in found}) >= 2
+    assert sorted(e["Records"][0]["messageId"] for e in found) == sorted(sent)
