@@ -2,7 +2,20 @@
 # (environments, test runs) live side by side in one account.
 
 locals {
-  name                 = "${var.name_prefix}-${terraform.workspace}"
+  name = "${var.name_prefix}-${terraform.workspace}"
+
+  # What every function needs; each adds its own settings.
+  function_environment = {
+    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
+    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
+    COMPANY_TABLE                = module.tables.names.company_data
+    CONVERSATIONS_TABLE          = module.tables.names.conversations
+    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
+    EVENT_BUS_NAME               = module.event_routing.bus_name
+    CHANNELS = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix }
+    })
+    ENVIRONMENT = terraform.workspace
+  }
   build_dir            = coalesce(var.build_dir, "${path.root}/../build")
   tenant_secret_prefix = "${local.name}/tenants/"
 
@@ -139,20 +152,12 @@ module "twilio_webhook" {
   tracing_mode       = var.lambda_tracing_mode
   log_retention_days = var.log_retention_days
 
-  environment_variables = {
-    POWERTOOLS_SERVICE_NAME      = "twilio-webhook"
-    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
-    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
-    COMPANY_TABLE                = module.tables.names.company_data
-    CONVERSATIONS_TABLE          = module.tables.names.conversations
-    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
-    EVENT_BUS_NAME               = module.event_routing.bus_name
-    CHANNELS                     = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix } })
-    PUBLIC_BASE_URL              = var.public_base_url
-    MAX_BODY_BYTES               = tostring(var.max_webhook_body_bytes)
-    CONVERSATION_TTL_DAYS        = tostring(var.conversation_ttl_days)
-    ENVIRONMENT                  = terraform.workspace
-  }
+  environment_variables = merge(local.function_environment, {
+    POWERTOOLS_SERVICE_NAME = "twilio-webhook"
+    PUBLIC_BASE_URL         = var.public_base_url
+    MAX_BODY_BYTES          = tostring(var.max_webhook_body_bytes)
+    CONVERSATION_TTL_DAYS   = tostring(var.conversation_ttl_days)
+  })
 
   policy_statements = [
     {

@@ -33,8 +33,6 @@ locals {
   # Clients whose key value is kept in Secrets Manager; the others get a value API Gateway generates.
   api_key_secret_ids = { for client, key in var.api_keys : client => key.secret_id if key.secret_id != null }
   api_key_values     = { for client, secret in data.aws_secretsmanager_secret_version.api_key : client => jsondecode(secret.secret_string).api_key }
-
-  channels_env       = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix } })
   tenant_secrets_arn = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"
 }
 
@@ -69,18 +67,10 @@ module "initiate_conversation" {
   tracing_mode       = var.lambda_tracing_mode
   log_retention_days = var.log_retention_days
 
-  environment_variables = {
-    POWERTOOLS_SERVICE_NAME      = "initiate-conversation"
-    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
-    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
-    COMPANY_TABLE                = module.tables.names.company_data
-    CONVERSATIONS_TABLE          = module.tables.names.conversations
-    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
-    EVENT_BUS_NAME               = module.event_routing.bus_name
-    CHANNELS                     = local.channels_env
-    MAX_BODY_BYTES               = tostring(var.max_initiate_body_bytes)
-    ENVIRONMENT                  = terraform.workspace
-  }
+  environment_variables = merge(local.function_environment, {
+    POWERTOOLS_SERVICE_NAME = "initiate-conversation"
+    MAX_BODY_BYTES          = tostring(var.max_initiate_body_bytes)
+  })
 
   policy_statements = [
     {
@@ -124,24 +114,16 @@ module "channel_sender" {
   # so no queued sibling outlives its visibility timeout behind a slow AI call.
   sqs_event_sources = [for channel in keys(var.channels) : { queue_arn = module.outbound_queue[channel].arn, batch_size = 1 }]
 
-  environment_variables = {
-    POWERTOOLS_SERVICE_NAME      = "channel-sender"
-    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
-    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
-    COMPANY_TABLE                = module.tables.names.company_data
-    CONVERSATIONS_TABLE          = module.tables.names.conversations
-    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
-    EVENT_BUS_NAME               = module.event_routing.bus_name
-    CHANNELS                     = local.channels_env
-    CONVERSATION_TTL_DAYS        = tostring(var.conversation_ttl_days)
-    OPENAI_BASE_URL              = var.openai_base_url
-    TWILIO_API_BASE_URL          = var.twilio_api_base_url
-    OPENAI_TIMEOUT_SECONDS       = tostring(var.openai_timeout_seconds)
-    OPENAI_MAX_RETRIES           = tostring(var.openai_max_retries)
-    TWILIO_TIMEOUT_SECONDS       = "10"
-    MAX_RECEIVES                 = "3"
-    ENVIRONMENT                  = terraform.workspace
-  }
+  environment_variables = merge(local.function_environment, {
+    POWERTOOLS_SERVICE_NAME = "channel-sender"
+    CONVERSATION_TTL_DAYS   = tostring(var.conversation_ttl_days)
+    OPENAI_BASE_URL         = var.openai_base_url
+    TWILIO_API_BASE_URL     = var.twilio_api_base_url
+    OPENAI_TIMEOUT_SECONDS  = tostring(var.openai_timeout_seconds)
+    OPENAI_MAX_RETRIES      = tostring(var.openai_max_retries)
+    TWILIO_TIMEOUT_SECONDS  = "10"
+    MAX_RECEIVES            = "3"
+  })
 
   policy_statements = [
     {

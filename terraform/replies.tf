@@ -27,26 +27,18 @@ module "reply_processor" {
   tracing_mode       = var.lambda_tracing_mode
   log_retention_days = var.log_retention_days
 
-  environment_variables = {
-    POWERTOOLS_SERVICE_NAME      = "reply-processor"
-    POWERTOOLS_METRICS_NAMESPACE = "AiComms"
-    POWERTOOLS_LOG_LEVEL         = var.lambda_log_level
-    COMPANY_TABLE                = module.tables.names.company_data
-    CONVERSATIONS_TABLE          = module.tables.names.conversations
-    IDEMPOTENCY_TABLE            = module.tables.names.idempotency
-    EVENT_BUS_NAME               = module.event_routing.bus_name
-    CHANNELS                     = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix } })
-    OPENAI_BASE_URL              = var.openai_base_url
-    TWILIO_API_BASE_URL          = var.twilio_api_base_url
-    OPENAI_TIMEOUT_SECONDS       = tostring(var.openai_timeout_seconds)
-    OPENAI_MAX_RETRIES           = tostring(var.openai_max_retries)
-    RETRY_BASE_SECONDS           = tostring(var.reply_retry_base_seconds)
-    HEARTBEAT_INTERVAL_SECONDS   = "10"
-    VISIBILITY_EXTEND_SECONDS    = tostring(local.ai_reply_visibility_timeout_seconds)
-    HANDOFF_TOPIC_ARN            = aws_sns_topic.handoff_notices.arn
-    CONVERSATION_TTL_DAYS        = tostring(var.conversation_ttl_days)
-    ENVIRONMENT                  = terraform.workspace
-  }
+  environment_variables = merge(local.function_environment, {
+    POWERTOOLS_SERVICE_NAME    = "reply-processor"
+    OPENAI_BASE_URL            = var.openai_base_url
+    TWILIO_API_BASE_URL        = var.twilio_api_base_url
+    OPENAI_TIMEOUT_SECONDS     = tostring(var.openai_timeout_seconds)
+    OPENAI_MAX_RETRIES         = tostring(var.openai_max_retries)
+    RETRY_BASE_SECONDS         = tostring(var.reply_retry_base_seconds)
+    HEARTBEAT_INTERVAL_SECONDS = "10"
+    VISIBILITY_EXTEND_SECONDS  = tostring(local.ai_reply_visibility_timeout_seconds)
+    HANDOFF_TOPIC_ARN          = aws_sns_topic.handoff_notices.arn
+    CONVERSATION_TTL_DAYS      = tostring(var.conversation_ttl_days)
+  })
 
   sqs_event_sources = [
     for channel in keys(var.channels) : {
