@@ -44,9 +44,10 @@ class Cloud:
         return found
 
 
-def _tables(dynamodb: Any) -> None:
+def create_tables(dynamodb: Any, names: dict[str, str] = TABLES) -> None:
+    """The three tables with the keys and index Terraform declares (modules/tables)."""
     dynamodb.create_table(
-        TableName=TABLES["company"],
+        TableName=names["company"],
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[
             {"AttributeName": "company_id", "KeyType": "HASH"},
@@ -58,7 +59,7 @@ def _tables(dynamodb: Any) -> None:
         ],
     )
     dynamodb.create_table(
-        TableName=TABLES["conversations"],
+        TableName=names["conversations"],
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[
             {"AttributeName": "recipient_tel", "KeyType": "HASH"},
@@ -81,7 +82,7 @@ def _tables(dynamodb: Any) -> None:
         ],
     )
     dynamodb.create_table(
-        TableName=TABLES["idempotency"],
+        TableName=names["idempotency"],
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -140,7 +141,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         events = boto3.client("events", region_name=REGION)
-        _tables(dynamodb)
+        create_tables(dynamodb)
         queues = _routing(events, sqs)
         secrets = boto3.client("secretsmanager", region_name=REGION)
         secrets.create_secret(

@@ -32,6 +32,8 @@ from ops.progress import Progress
 from ops.table import age, render
 from ops.target import Target
 
+from .conftest import create_tables
+
 REGION = "eu-west-1"
 WORKSPACE = "unit"
 NAME = f"ai-comms-{WORKSPACE}"
@@ -108,41 +110,14 @@ def _envelope(n: int = 1) -> str:
     )
 
 
-def _tables(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=f"{NAME}-company-data",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "company_id", "KeyType": "HASH"},
-            {"AttributeName": "project_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "company_id", "AttributeType": "S"},
-            {"AttributeName": "project_id", "AttributeType": "S"},
-        ],
-    )
-    dynamodb.create_table(
-        TableName=f"{NAME}-conversations",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": "recipient_tel", "KeyType": "HASH"},
-            {"AttributeName": "conversation_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "recipient_tel", "AttributeType": "S"},
-            {"AttributeName": "conversation_id", "AttributeType": "S"},
-            {"AttributeName": "channel_created_at", "AttributeType": "S"},
-        ],
-        LocalSecondaryIndexes=[
-            {
-                "IndexName": "by-company-address",
-                "KeySchema": [
-                    {"AttributeName": "recipient_tel", "KeyType": "HASH"},
-                    {"AttributeName": "channel_created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
+def _make_tables(dynamodb: Any) -> None:
+    create_tables(
+        dynamodb,
+        {
+            "company": f"{NAME}-company-data",
+            "conversations": f"{NAME}-conversations",
+            "idempotency": f"{NAME}-idempotency",
+        },
     )
 
 
@@ -177,7 +152,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         sqs = boto3.client("sqs", region_name=REGION)
         events = boto3.client("events", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        _tables(dynamodb)
+        _make_tables(dynamodb)
         queues: dict[str, str] = {}
         queues["ai-reply"], queues["ai-reply-dlq"] = _queue_with_dlq(sqs, f"{NAME}-whatsapp-ai-reply")
         queues["handoff"], queues["handoff-dlq"] = _queue_with_dlq(sqs, f"{NAME}-handoff")
