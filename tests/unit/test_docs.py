@@ -1,0 +1,41 @@
+"""The README's configuration reference names every Terraform variable and function setting there is."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_root_variable_is_documented() -> None:
+    names = {
+        name
+        for path in (ROOT / "terraform").glob("*.tf")
+        for name in re.findall(r'^variable "([^"]+)"', path.read_text(), re.MULTILINE)
+    }
+    assert names, "no variables found"
+    missing = sorted(name for name in names if f"`{name}`" not in README)
+    assert not missing, f"variables missing from README: {missing}"
+
+
+def test_every_function_setting_is_documented() -> None:
+    text = "\n".join(path.read_text() for path in (ROOT / "terraform").glob("*.tf"))
+    blocks = re.findall(
+        r"(?:environment_variables = merge\(local\.function_environment, |function_environment = )"
+        r"\{(.*?)\n\s*\}",
+        text,
+        re.S,
+    )
+    names = {name for block in blocks for name in re.findall(r"^\s+([A-Z][A-Z0-9_]+)\s+=", block, re.M)}
+    assert "COMPANY_TABLE" in names and "PUBLIC_BASE_URL" in names
+    missing = sorted(name for name in names if f"`{name}`" not in README)
+    assert not missing, f"function settings missing from README: {missing}"
+
+
+def test_root_variables_live_in_variables_tf() -> None:
+    strays = [
+        path.name
+        for path in (ROOT / "terraform").glob("*.tf")
+        if path.name != "variables.tf" and re.search(r'^variable "', path.read_text(), re.MULTILINE)
+    ]
+    assert not strays, f"declare root variables in variables.tf, not in {strays}"
