@@ -4,8 +4,8 @@
   - the fake OpenAI and fake Twilio servers (in-process threads, free ports; the real SDKs in the
     Lambdas reach them through the `openai_base_url` / `twilio_api_base_url` Terraform variables);
   - moto server on a free port, `terraform apply` of the real root module into two workspaces side by
-    side ("e2e": whatsapp + an extra `sms` channel from tfvars; "e2e2": defaults, with every request
-    body base64-encoded by the API as with binaryMediaTypes ["*/*"]);
+    side (MAIN "e2e<id>": whatsapp + an extra `sms` channel from tfvars; SIDE "e2e<id>b": defaults,
+    with every request body base64-encoded by the API as with binaryMediaTypes ["*/*"]);
   - the local runner (functions from build/*.zip + layer, SQS pollers, the API front).
 
 Tests share the stack, so each one seeds its own tenant with fresh numbers (`stack.tenant()`), which
@@ -43,8 +43,10 @@ from local_cloud.terraform import Workspace
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
-MAIN = "e2e"
-SIDE = "e2e2"
+# Workspace names are unique per session: state of concurrent runs on one checkout never collides.
+SESSION = os.environ.get("AI_COMMS_E2E_ID") or uuid.uuid4().hex[:4]
+MAIN = f"e2e{SESSION}"
+SIDE = f"e2e{SESSION}b"
 # Debounce windows short enough for a quick suite, long enough for a 2-second burst.
 E2E_CHANNELS = (
     '{whatsapp={debounce_seconds=4,address_prefix="whatsapp:"},sms={debounce_seconds=2,address_prefix=""}}'
