@@ -114,8 +114,19 @@ def test_reusing_a_request_id_for_another_recipient_is_409(outbound: Outbound, i
         (request_body(project_data={"blob": "x" * 9000}), {"project_data"}),
         (request_body(project_data={"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}), {"project_data"}),
         (request_body(project_data=["not", "an", "object"]), {"project_data"}),
+        (request_body(project_data={"ratio": float("nan"), "cap": float("inf")}), {"project_data"}),
     ],
-    ids=["tel", "missing", "patterns", "first-name", "unknown-field", "big-data", "deep-data", "data-list"],
+    ids=[
+        "tel",
+        "missing",
+        "patterns",
+        "first-name",
+        "unknown-field",
+        "big-data",
+        "deep-data",
+        "data-list",
+        "non-finite",
+    ],
 )
 def test_invalid_fields_are_400_naming_each(
     outbound: Outbound, initiate: Any, body: dict[str, Any], fields: set[str]

@@ -64,7 +64,11 @@ class InitiateRequest(_Strict):
     @classmethod
     def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
         # The whole object goes into an event (256 KiB limit) and into an AI prompt: keep it small.
-        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_PROJECT_DATA_BYTES:
+        try:
+            size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode())
+        except ValueError as error:
+            raise ValueError("must be JSON: NaN and Infinity are not allowed") from error
+        if size > MAX_PROJECT_DATA_BYTES:
             raise ValueError(f"must be at most {MAX_PROJECT_DATA_BYTES} bytes as JSON")
         if _depth(value) > MAX_PROJECT_DATA_DEPTH:
             raise ValueError(f"must be nested at most {MAX_PROJECT_DATA_DEPTH} levels deep")
