@@ -2,29 +2,6 @@
 # function. The DLQ depth alarms live in modules/monitoring (fed from main.tf); the check below
 # proves every dead-letter queue the queue modules created has one.
 
-variable "error_rate_alarm_threshold_percent" {
-  description = "A function's errors as a percentage of its invocations above which its error-rate alarm fires."
-  type        = number
-  default     = 5
-
-  validation {
-    condition     = var.error_rate_alarm_threshold_percent > 0 && var.error_rate_alarm_threshold_percent <= 100
-    error_message = "error_rate_alarm_threshold_percent must be above 0 and at most 100."
-  }
-}
-
-variable "error_rate_alarm_period_seconds" {
-  description = "Period over which a function's error rate is computed."
-  type        = number
-  default     = 300
-}
-
-variable "error_rate_alarm_evaluation_periods" {
-  description = "Consecutive periods above the threshold before the error-rate alarm fires."
-  type        = number
-  default     = 1
-}
-
 locals {
   observed_functions = {
     twilio_webhook        = module.twilio_webhook.function_name
@@ -226,12 +203,3 @@ check "every_dlq_has_an_alarm" {
   }
 }
 
-output "dashboard_name" {
-  description = "CloudWatch dashboard of the engine (functions, queues, DLQs, API, AI latency, replies)."
-  value       = aws_cloudwatch_dashboard.engine.dashboard_name
-}
-
-output "error_rate_alarm_names" {
-  description = "Error-rate alarm of each function, by short function name."
-  value       = { for short, alarm in aws_cloudwatch_metric_alarm.function_error_rate : short => alarm.alarm_name }
-}

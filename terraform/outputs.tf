@@ -122,3 +122,13 @@ output "usage_plan_id" {
   description = "Usage plan holding the client API keys."
   value       = module.api.usage_plan_id
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the engine (functions, queues, DLQs, API, AI latency, replies)."
+  value       = aws_cloudwatch_dashboard.engine.dashboard_name
+}
+
+output "error_rate_alarm_names" {
+  description = "Error-rate alarm of each function, by short function name."
+  value       = { for short, alarm in aws_cloudwatch_metric_alarm.function_error_rate : short => alarm.alarm_name }
+}

@@ -274,3 +274,26 @@ variable "channel_sender_reserved_concurrency" {
   type        = number
   default     = -1
 }
+
+variable "error_rate_alarm_threshold_percent" {
+  description = "A function's errors as a percentage of its invocations above which its error-rate alarm fires."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.error_rate_alarm_threshold_percent > 0 && var.error_rate_alarm_threshold_percent <= 100
+    error_message = "error_rate_alarm_threshold_percent must be above 0 and at most 100."
+  }
+}
+
+variable "error_rate_alarm_period_seconds" {
+  description = "Period over which a function's error rate is computed."
+  type        = number
+  default     = 300
+}
+
+variable "error_rate_alarm_evaluation_periods" {
+  description = "Consecutive periods above the threshold before the error-rate alarm fires."
+  type        = number
+  default     = 1
+}
