@@ -25,17 +25,17 @@ export TF_IN_AUTOMATION := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements/dev.txt requirements/runtime.txt pyproject.toml
+$(VENV)/.installed: tests/requirements.txt shared_layer/requirements.txt pyproject.toml
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else 1)' || \
 	  echo "WARNING: $(PYTHON_BOOT) is not Python 3.12 (the Lambda runtime); results may differ." >&2
 	$(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
-$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+$(CHECKOV_VENV)/.installed: tests/requirements-checkov.txt
 	$(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
 	@touch $@
 
 tf-config: ## write the Terraform CLI config (provider mirror when present)

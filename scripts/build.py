@@ -3,7 +3,7 @@
 Run as ``python scripts/build.py``. Terraform deploys the zips by ``filename`` + ``source_code_hash``
 (the machine's Terraform has no archive provider), so every zip is reproducible: rebuilding unchanged
 sources gives identical bytes and no diff. The layer's third-party packages are the exact closure in
-requirements/runtime.txt, fetched as cp312 manylinux2014_x86_64 wheels (what Lambda python3.12 on
+shared_layer/requirements.txt, fetched as cp312 manylinux2014_x86_64 wheels (what Lambda python3.12 on
 x86_64 runs, whatever machine builds them) and cached under build/.cache by the file's hash.
 
 The build/runtime/ folder holds boto3 + botocore as the Lambda runtime ships them; nothing deploys it,
@@ -28,8 +28,8 @@ from pathlib import Path
 from local_cloud.artifacts import LAYER_ZIP, write_deterministic_zip, write_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYER_REQUIREMENTS = ROOT / "requirements" / "runtime.txt"
-RUNTIME_REQUIREMENTS = ROOT / "requirements" / "lambda-runtime.txt"
+LAYER_REQUIREMENTS = ROOT / "shared_layer" / "requirements.txt"
+RUNTIME_REQUIREMENTS = ROOT / "scripts" / "local_cloud" / "lambda-runtime.txt"
 SHARED_PACKAGE = ROOT / "shared_layer" / "ai_comms"
 LAMBDAS = ROOT / "lambdas"
 # Lambda's unzipped limit for a function plus all its layers.
