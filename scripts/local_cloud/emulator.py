@@ -19,6 +19,7 @@ from typing import IO
 LOG = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
+ATOMIC_SERVER = Path(__file__).with_name("moto_atomic.py")
 # moto's own control API: answers once every service is importable.
 _PROBE_PATH = "/moto-api/data.json"
 
@@ -66,8 +67,10 @@ class Emulator:
         if self._log_file is not None:
             self._log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = output = self._log_file.open("ab")
+        # moto_server, with DynamoDB item writes made atomic (see moto_atomic) for concurrent workers.
+        moto_server_executable()  # fails early and clearly when moto[server] is missing
         self._process = subprocess.Popen(
-            [moto_server_executable(), "-H", HOST, "-p", str(self.port)],
+            [sys.executable, str(ATOMIC_SERVER), "-H", HOST, "-p", str(self.port)],
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

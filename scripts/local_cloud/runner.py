@@ -11,6 +11,8 @@ process per execution environment. The API front waits ``throttle_wait`` seconds
 AI_COMMS_LOCAL_THROTTLE_WAIT) for a free environment and then answers 429, as a throttled function
 behind API Gateway does; each SQS mapping runs as many pollers as its function may run at once, and
 a poller holding a batch simply waits for an environment (its messages stay in flight meanwhile).
+While it runs, the runner disables the mappings it plays in the emulator, so that moto does not
+receive their messages itself (see sqs_poller), and enables them again on ``stop``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_cloud.accounting import CallCounter
@@ -50,7 +53,7 @@ class PackagingError(RuntimeError):
     """A deployed function or layer whose code is not one of the built artifacts."""
 
 
-def aws_client(service: str, endpoint_url: str, region: str) -> Any:
+def aws_client(service: str, endpoint_url: str, region: str, config: Config | None = None) -> Any:
     # boto3's stubs only accept literal service names; this helper serves several.
     factory: Any = boto3.client
     return factory(
@@ -59,6 +62,7 @@ def aws_client(service: str, endpoint_url: str, region: str) -> Any:
         region_name=region,
         aws_access_key_id="test",
         aws_secret_access_key="test",  # noqa: S106 - the emulator accepts any credentials
+        config=config,
     )
 
 
@@ -136,6 +140,8 @@ class Runner:
         self._stats_lock = threading.Lock()
         self._logs: dict[str, FunctionLogs] = {}
         self._apigateway: Any = None
+        # Mappings the runner plays, disabled in the emulator meanwhile (UUIDs, enabled again on stop).
+        self._taken_over: list[str] = []
 
     def client(self, service: str) -> Any:
         return aws_client(service, self.endpoint_url, self.region)
@@ -179,6 +185,7 @@ class Runner:
                 if mapping.enabled and limit == 0:
                     LOG.warning("%s: its function is reserved to zero concurrency; not polled", mapping.uuid)
                 elif mapping.enabled:
+                    self._take_over(lambda_client, mapping.uuid)
                     # As many concurrent batches per mapping as the function may run at once.
                     poller = SqsPoller(mapping, sqs, self.region, self.invoke_arn, concurrency=limit)
                     poller.start()
@@ -199,6 +206,7 @@ class Runner:
         for poller in self.pollers:
             poller.join(timeout)
         self.pollers = []
+        self._hand_back()
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -210,6 +218,24 @@ class Runner:
             logs.close()
         for counter in self.call_counters.values():
             counter.stop()
+
+    def _take_over(self, lambda_client: Any, uuid: str) -> None:
+        lambda_client.update_event_source_mapping(UUID=uuid, Enabled=False)
+        self._taken_over.append(uuid)
+
+    def _hand_back(self) -> None:
+        """Enable the mappings again, so the emulator's records read as Terraform left them."""
+        if not self._taken_over:
+            return
+        # Bounded: an emulator that is already gone must not hold the shutdown up.
+        quick = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
+        lambda_client = aws_client("lambda", self.endpoint_url, self.region, quick)
+        for uuid in self._taken_over:
+            try:
+                lambda_client.update_event_source_mapping(UUID=uuid, Enabled=True)
+            except (ClientError, BotoCoreError):
+                LOG.warning("could not enable event source mapping %s again", uuid)
+        self._taken_over = []
 
     # -- invoking ----------------------------------------------------------------------------------
 

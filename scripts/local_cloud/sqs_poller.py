@@ -4,15 +4,20 @@ Semantics kept from the service: batches of up to min(BatchSize, 10) messages, t
 shape, successful messages deleted, a failed invocation deletes nothing (the messages reappear after
 the visibility timeout and the queue's redrive policy moves them to the DLQ), and with
 ReportBatchItemFailures only the reported items stay. Several batches run at once: Lambda polls a
-queue with several pollers, each long-polling and invoking on its own, up to the function's
-concurrency; here ``concurrency`` threads do the same, and a thread whose function has no free
-execution environment waits for one while its batch stays in flight. Not kept: batching windows
-and the service's gradual scaling of pollers with the backlog.
+queue with several pollers and scales them with the backlog, up to the function's concurrency.
+Here one lead thread always long-polls, and up to ``concurrency - 1`` helpers join while receives
+keep finding messages (each helper goes back to sleep when its receive comes back empty), so an
+idle queue costs the single-process emulator one request a second, not one per thread. A thread
+whose function has no free execution environment waits for one while its batch stays in flight.
+Not kept: batching windows.
 
-moto quirk (5.2.5): when a message arrives on a queue with an enabled mapping, moto itself receives
-it once and tries to run the function in Docker; without Docker that fails and moto makes the
-message visible again, but its ApproximateReceiveCount has gone up by one. So a message that keeps
-failing here can reach the DLQ after maxReceiveCount - 1 handler attempts (AWS: maxReceiveCount).
+moto quirk (5.2.5): while a mapping is enabled in the emulator, every message sent to its queue makes
+moto itself receive the oldest visible messages (up to BatchSize) and try to run the function in
+Docker; without Docker that fails and moto makes them visible again, but their
+ApproximateReceiveCount has gone up. Under load, a message waiting for a poller is received that
+way once per newer message and reaches the DLQ without any handler seeing it. So the runner
+disables the mappings it plays in the emulator while it runs (and enables them again on stop):
+receive counts then match AWS, where only the service's pollers receive.
 """
 
 from __future__ import annotations
@@ -130,6 +135,8 @@ class SqsPoller:
             for index in range(max(concurrency, 1))
         ]
         self._count_lock = threading.Lock()
+        # Set while receives find messages: the helpers poll only then.
+        self._backlog = threading.Event()
         self.batches = 0
 
     @property
@@ -142,6 +149,7 @@ class SqsPoller:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._backlog.set()  # wake the sleeping helpers so they see the stop
 
     def join(self, timeout: float) -> None:
         """Wait for every thread, ``timeout`` seconds in all."""
@@ -151,9 +159,18 @@ class SqsPoller:
                 thread.join(max(deadline - time.monotonic(), 0))
 
     def _run(self) -> None:
+        lead = threading.current_thread() is self._threads[0]
         while not self._stopping.is_set():
+            if not lead:
+                self._backlog.wait()
+                if self._stopping.is_set():
+                    return
             try:
-                self.poll_once()
+                received = self.poll_once()
+                if received:
+                    self._backlog.set()
+                elif not lead:
+                    self._backlog.clear()
             except Exception:
                 if self._stopping.is_set():
                     return

@@ -59,6 +59,12 @@ def read_records(stack: Stack, people: list[Customer]) -> dict[str, Conversation
     return records
 
 
+def aws_calls(stack: Stack, function: str) -> int:
+    assert stack.cloud.runner is not None
+    counter = stack.cloud.runner.call_counters.get(function)
+    return sum(counter.snapshot().values()) if counter else 0
+
+
 def dead_letters(stack: Stack, sids: set[str]) -> list[str]:
     """Our messages found in any DLQ of the workspace (others' stay, visible again in a few seconds)."""
     sqs = stack.client("sqs")
@@ -89,6 +95,7 @@ def test_load_every_message_stored_routed_and_answered_once(stack: Stack, tmp_pa
     webhook = stack.outputs(MAIN)["functions"]["twilio_webhook"]
     replier = stack.outputs(MAIN)["functions"]["reply_processor"]
     since = len(runner.stats)
+    calls_before = {f: aws_calls(stack, f) for f in (webhook, replier)}
 
     run = drive(
         plan,
@@ -133,6 +140,9 @@ def test_load_every_message_stored_routed_and_answered_once(stack: Stack, tmp_pa
                 "peak_concurrency": runner.workers[function].peak,
                 "limit": runner.workers[function].concurrency,
                 "throttled": runner.throttles[function],
+                "emulator_calls_per_message": round(
+                    (aws_calls(stack, function) - calls_before[function]) / len(plan), 2
+                ),
             }
             for name, function in (("twilio_webhook", webhook), ("reply_processor", replier))
         },

@@ -253,6 +253,14 @@ def test_a_run_longer_than_the_visibility_timeout_is_processed_once(stack: Stack
         stack.openai.add_faults({"delay_seconds": 6, "count": 1})
         status, answer = initiate(stack, body_for(tenant, tel), api_key(stack))
         assert status == 202
+        # Compete only once the sender holds the message: before that, any consumer may take it.
+        stack.wait_for(
+            lambda: any(
+                answer["conversation_id"] in json.dumps(request)
+                for request in stack.openai.requests.snapshot()
+            ),
+            SEND_WAIT,
+        )
         stolen: list[dict[str, Any]] = []
         deadline = time.monotonic() + SEND_WAIT
         while not sent_to(stack, "whatsapp:" + tel) and time.monotonic() < deadline:
