@@ -53,7 +53,7 @@ build: $(VENV)/.installed ## zip the layer and the functions into build/
 test: setup build lint test-unit test-e2e ## every suite: lint, unit, e2e (real terraform apply on the emulator)
 
 test-unit: $(VENV)/.installed
-	$(PY) -m pytest tests/unit -q
+	$(PY) -m pytest tests/unit -q -n 2 --dist loadfile
 
 test-e2e: $(VENV)/.installed build tf-config
 	$(PY) -m pytest tests/e2e -q
