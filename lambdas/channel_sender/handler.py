@@ -40,6 +40,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
         )
     elif result.outcome is Outcome.SENT_UNRECORDED:
         metrics.add_metric(name="PostSendUpdateFailures", unit=MetricUnit.Count, value=1)
+    elif result.outcome is Outcome.OUTCOME_UNKNOWN:
+        metrics.add_metric(name="SendOutcomesUnknown", unit=MetricUnit.Count, value=1)
     elif result.outcome is Outcome.ALREADY_SENT:
         metrics.add_metric(name="DuplicateRequestsSkipped", unit=MetricUnit.Count, value=1)
     return result.outcome.value

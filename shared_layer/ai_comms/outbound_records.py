@@ -3,13 +3,16 @@
     initiating --claim--> sending --sent--> active
         ^                    |
         +----release---------+ (send refused or failed: no message went out)
+                             +--outcome unknown--> active, send_outcome_unknown (never resent)
     initiating/sending --> failed (permanent, or the last attempt)
 
 Every write races with duplicate deliveries of the same request, so none of them reads and then
 writes: the AI conversation id and the template variables are kept first-writer-wins
-(``if_not_exists``), and only the holder of an unexpired "sending" claim may call Twilio. A claim
-outlives its holder only when that invocation died mid-send; then the next attempt sends again
-(the one case with a possible duplicate, since Twilio has no idempotency key).
+(``if_not_exists``), and only the holder of the "sending" claim may call Twilio. A claim is taken
+only from "initiating" and lasts past its holder's invocation, so a claim found expired means its
+holder ended after calling Twilio without recording the outcome (it died mid-send, or its final
+write failed): Twilio has no idempotency key, so the template may be out, and the claim is closed as
+"outcome unknown" instead of being taken again into a second send.
 """
 
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ class OutboundRecord:
     template_sid: str | None
     send_claim_until: int | None
     last_error: str | None
+    send_claim_id: str | None = None
 
     @property
     def sent(self) -> bool:
@@ -49,6 +53,7 @@ class OutboundRecord:
             template_sid=data.get("template_sid"),
             send_claim_until=data.get("send_claim_until"),
             last_error=data.get("last_error"),
+            send_claim_id=data.get("send_claim_id"),
         )
 
 
@@ -102,10 +107,9 @@ class OutboundRecords:
         )
         return from_item(answer["Attributes"])[name]
 
-    def claim(
-        self, recipient_tel: str, conversation_id: str, claim_id: str, now_ms: int, until_ms: int, now: str
-    ) -> bool:
-        """Take the right to send: from "initiating", or from a "sending" whose holder is gone."""
+    def claim(self, recipient_tel: str, conversation_id: str, claim_id: str, until_ms: int, now: str) -> bool:
+        """Take the right to send, only from "initiating": an expired "sending" claim is never re-taken
+        (its holder may have sent; see ``close_unknown``)."""
         try:
             self._db.update_item(
                 TableName=self._table,
@@ -116,7 +120,7 @@ class OutboundRecords:
                 ),
                 ConditionExpression=(
                     "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND "
-                    "(#s = :initiating OR (#s = :sending AND send_claim_until < :now_ms))"
+                    "#s = :initiating"
                 ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
@@ -124,7 +128,6 @@ class OutboundRecords:
                     ":initiating": {"S": "initiating"},
                     ":id": {"S": claim_id},
                     ":until": {"N": str(until_ms)},
-                    ":now_ms": {"N": str(now_ms)},
                     ":now": {"S": now},
                     ":one": {"N": "1"},
                 },
@@ -190,6 +193,48 @@ class OutboundRecords:
                 ":id": {"S": claim_id},
             },
         )
+
+    def close_unknown(
+        self,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        message: StoredMessage,
+        reason: str,
+        now: str,
+    ) -> bool:
+        """The template may have gone out (sid unknown): open the conversation, flagged, never resend.
+
+        Conditional on the claim `claim_id` still being the record's, so of several deliveries finding
+        the same stale claim exactly one closes it (False for the others).
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(recipient_tel, conversation_id),
+                UpdateExpression=(
+                    "SET #s = :active, send_outcome_unknown = :true, last_error = :reason, "
+                    "updated_at = :now, messages = list_append(if_not_exists(messages, :empty), :msg) "
+                    "REMOVE send_claim_id, send_claim_until"
+                ),
+                ConditionExpression="#s = :sending AND send_claim_id = :id",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":active": {"S": "active"},
+                    ":sending": {"S": "sending"},
+                    ":true": {"BOOL": True},
+                    ":reason": {"S": reason},
+                    ":now": {"S": now},
+                    ":empty": {"L": []},
+                    ":msg": {"L": [to_value(message.model_dump())]},
+                    ":id": {"S": claim_id},
+                },
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return False
+            raise
+        return True
 
     def note_error(
         self, recipient_tel: str, conversation_id: str, reason: str, now: str, *, failed: bool

@@ -10,6 +10,9 @@ Steps, each safe to repeat (see ``outbound_records`` for the record's states):
    them on the record, so a retry after a Twilio failure does not ask again;
 5. claim the send, send the template (ContentSid + ContentVariables), then record sid, history and
    timings. A failure after Twilio accepted the message is logged CRITICAL once and not retried.
+   So is a send whose outcome is unknown (read timeout, connection dropped after the request, or a
+   claim found expired: its holder ended after calling Twilio without recording the result): the
+   conversation is opened with ``send_outcome_unknown`` set, and the template is never sent again.
 
 Any failure before the send is recorded on the conversation (``last_error``; status "failed" when it
 cannot heal or on the queue's last receive) and re-raised, so the record is reported in
@@ -39,11 +42,11 @@ from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
 from ai_comms.heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.masking import mask_address
-from ai_comms.models.conversation import Conversation, StoredMessage
+from ai_comms.models.conversation import UNKNOWN_SID, Conversation, StoredMessage
 from ai_comms.models.events import ConversationRequested
 from ai_comms.outbound_records import OutboundRecord, OutboundRecords
 from ai_comms.secrets import get_secret_json
-from ai_comms.twilio_client import SendFailed, TwilioCredentials, TwilioSender
+from ai_comms.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 
 logger = Logger(child=True)
 
@@ -56,6 +59,7 @@ class Outcome(StrEnum):
     SENT = "sent"
     ALREADY_SENT = "already_sent"
     SENT_UNRECORDED = "sent_unrecorded"
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class OutboundFailure(Exception):
@@ -258,23 +262,24 @@ class ChannelSender:
         ai_ms = int((time.monotonic() - ai_started) * 1000)
 
         claim_id = f"{message.message_id}:{uuid.uuid4().hex[:8]}"
-        if not self._claim(request, claim_id, heartbeat, remaining_ms):
-            logger.info("another delivery sent it", extra={"conversation_id": conversation_id})
-            return SendResult(Outcome.ALREADY_SENT, conversation_id)
+        body = render_variables(sending.content_sid, variables)
+        not_claimed = self._claim(request, claim_id, body, heartbeat, remaining_ms)
+        if not_claimed is not None:
+            return SendResult(not_claimed, conversation_id)
 
         send_started = time.monotonic()
         try:
             sid = self._twilio.send_template(
                 twilio, sending.company_address, sending.customer_address, sending.content_sid, variables
             )
-        except SendFailed as error:
+        except SendFailed as error:  # certainly not sent: a retry may send
             self._records.release(tel, conversation_id, claim_id, _reason(error), iso(utc_now()))
             raise
         except Exception as error:
-            # Not a Twilio answer: the outcome is unknown, so the claim is left to expire rather
-            # than handed to a retry that could send a second message now.
-            logger.error("send outcome unknown", extra={"conversation_id": conversation_id})
-            raise OutboundFailure(f"send outcome unknown ({type(error).__name__})") from error
+            # SendOutcomeUnknown (or anything unexpected): Twilio may have accepted the template, so
+            # the claim is closed as "outcome unknown" instead of being released into a resend.
+            self._close_unknown(request, claim_id, body, error)
+            return SendResult(Outcome.OUTCOME_UNKNOWN, conversation_id)
         sent_at = iso(utc_now())
         timings = {
             "queue_ms": _ms_between(request.requested_at, started),
@@ -282,9 +287,7 @@ class ChannelSender:
             "send_ms": int((time.monotonic() - send_started) * 1000),
             "request_to_sent_ms": _ms_between(request.requested_at, sent_at),
         }
-        history = StoredMessage(
-            direction="outbound", sid=sid, body=render_variables(sending.content_sid, variables), at=sent_at
-        )
+        history = StoredMessage(direction="outbound", sid=sid, body=body, at=sent_at)
         try:
             self._records.complete(tel, conversation_id, claim_id, history, timings, sent_at)
         except Exception as error:
@@ -343,10 +346,14 @@ class ChannelSender:
         self,
         request: ConversationRequested,
         claim_id: str,
+        body: str,
         heartbeat: VisibilityHeartbeat,
         remaining_ms: Callable[[], int],
-    ) -> bool:
-        """Take the send claim, waiting a bounded time while a live holder finishes; False if it sent."""
+    ) -> Outcome | None:
+        """Take the send claim, waiting a bounded time while a live holder finishes.
+
+        None when the claim is ours; otherwise the outcome to report without sending.
+        """
         tel, conversation_id = request.recipient.tel, request.conversation_id
         wait_until = time.monotonic() + min(
             self._sender.claim_wait_seconds, max(0.0, remaining_ms() / 1000 - 10)
@@ -356,18 +363,57 @@ class ChannelSender:
                 raise HeartbeatLost("visibility heartbeat failed before the send")
             now_ms = int(time.time() * 1000)
             until_ms = now_ms + remaining_ms() + CLAIM_MARGIN_MS
-            if self._records.claim(tel, conversation_id, claim_id, now_ms, until_ms, iso(utc_now())):
-                return True
+            if self._records.claim(tel, conversation_id, claim_id, until_ms, iso(utc_now())):
+                return None
             record = self._records.get(tel, conversation_id)
             if record is None:
                 raise OutboundFailure("conversation record vanished")
             if record.sent:
-                return False
+                logger.info("another delivery sent it", extra={"conversation_id": conversation_id})
+                return Outcome.ALREADY_SENT
             if record.status == "failed":
                 raise OutboundFailure(f"request failed meanwhile: {record.last_error}", permanent=True)
+            if (
+                record.status == "sending"
+                and record.send_claim_id is not None
+                and (record.send_claim_until or 0) < now_ms
+            ):
+                # The claim outlasts its holder's invocation: that holder ended after calling Twilio
+                # without recording the result. The template may be out; never send it again.
+                stale = SendOutcomeUnknown(f"send claim {record.send_claim_id} expired without a result")
+                if self._close_unknown(request, record.send_claim_id, body, stale):
+                    return Outcome.OUTCOME_UNKNOWN
+                continue  # another delivery closed it meanwhile: the next read sees it sent
             if time.monotonic() >= wait_until:
                 raise OutboundFailure("another delivery is still sending this conversation")
             self._sleep(CLAIM_POLL_SECONDS)
+
+    def _close_unknown(
+        self, request: ConversationRequested, claim_id: str, body: str, error: BaseException
+    ) -> bool:
+        """The CRITICAL line (alarmed) and the record closed as "outcome unknown"; False if another
+        delivery closed it first. A failed write leaves the claim to expire: the next delivery finds
+        it stale and closes it, still without sending."""
+        tel, conversation_id = request.recipient.tel, request.conversation_id
+        now = iso(utc_now())
+        history = StoredMessage(direction="outbound", sid=UNKNOWN_SID, body=body, at=now)
+        try:
+            closed = self._records.close_unknown(tel, conversation_id, claim_id, history, _reason(error), now)
+        except Exception:
+            logger.exception(
+                "could not record the unknown outcome", extra={"conversation_id": conversation_id}
+            )
+            closed = True  # our outcome stands; a later delivery closes the stale claim
+        if closed:
+            log_post_send_failure(
+                logger,
+                error,
+                conversation_id=conversation_id,
+                message_sid=None,
+                channel=request.channel,
+                send_outcome="unknown",
+            )
+        return closed
 
     def _record_failure(self, request: ConversationRequested, message: SqsMessage, error: Exception) -> None:
         permanent = bool(getattr(error, "permanent", False))

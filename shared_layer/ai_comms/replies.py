@@ -10,9 +10,14 @@ event per message to the channel's AI-reply queue, delayed by the debounce windo
    notes the inbound_seq it covers); otherwise its record fails and comes back when the lease ends.
 3. Every inbound message after answered_seq, in order, is read as one burst: opt-out keywords,
    the WhatsApp 24-hour window, then one AI call with all remaining messages.
-4. The decided reply is stored as `pending_reply` before the first send; each accepted Twilio sid is
-   recorded right after its send (the last one by the final write itself). A retry finding a
-   pending reply sends only the parts left and never calls the AI again.
+4. The decided reply is stored as `pending_reply` before the first send. Before each send one
+   conditional write marks the part attempted (`pending_reply.attempted`) and stores the previous
+   part's sid; the last sid is stored by the final write itself. A retry finding a pending reply
+   never calls the AI again and sends only the parts never attempted: a part attempted without a
+   stored sid (its holder timed out, or a write after the send failed) may have reached the
+   customer, so it is logged CRITICAL (alarmed), kept with the sid "unknown" and not resent. A send
+   whose outcome Twilio left unknown (read timeout, connection dropped after the request) is
+   treated the same way; only a send that certainly did not go out is retried.
 5. The final write appends the reply to the history, sets answered_seq and drops the lease. A write
    that fails after Twilio accepted a message logs one CRITICAL line (alarmed) and the record is NOT
    retried: a retry could only send a duplicate. Operators reconcile such a conversation by hand
@@ -45,7 +50,7 @@ from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
 from ai_comms.heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.masking import mask_address
-from ai_comms.models.conversation import Conversation, PendingReply, StoredMessage
+from ai_comms.models.conversation import UNKNOWN_SID, Conversation, PendingReply, StoredMessage
 from ai_comms.models.events import HandoffRequested, ReplyReceived, ReplyWindowClosed
 from ai_comms.models.tenant import ChannelSettings, ProjectConfig
 from ai_comms.opt_out import read_burst
@@ -55,7 +60,7 @@ from ai_comms.secrets import SecretUnavailable, get_secret_json
 from ai_comms.splitting import split_message
 from ai_comms.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
-from ai_comms.twilio_client import SendFailed, TwilioCredentials, TwilioSender
+from ai_comms.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -469,36 +474,15 @@ class ReplyService:
             logger.error("twilio secret unavailable", extra={"project_id": conversation.project_id})
             raise RecordFailed("twilio secret unavailable", retry_in_seconds=None) from error
 
-        if pending.action == "handoff" and not pending.sent_sids:
+        if pending.action == "handoff" and not pending.sent_sids and pending.attempted == 0:
             # Before the first send, so the final write can follow the last send directly. A retry
             # that finds nothing sent publishes again, with the same handoff_id.
             self._publish_handoff(conversation, pending)
             self._notify_people(conversation)
-        sent_now = 0
-        sids = list(pending.sent_sids)
-        for index, part in pending.unsent():
-            if not heartbeat.healthy:
-                raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
-            try:
-                sid = self._twilio.send_text(
-                    credentials, conversation.company_address, conversation.customer_address, part
-                )
-            except SendFailed as error:
-                if error.permanent:
-                    logger.error("Twilio refused the reply; conversation failed", extra={"error": str(error)})
-                    self._fail(lease, str(error))
-                    raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
-                logger.warning("Twilio unavailable; the record will be retried", extra={"error": str(error)})
-                raise RecordFailed(str(error), retry_in_seconds=None) from error
-            sent_now += 1
-            sids.append(sid)
-            if len(sids) == len(pending.parts):
-                break  # the final write records the last sid
-            try:
-                self._records.record_sent(lease, index, sid)
-            except (LeaseLost, ClientError, BotoCoreError) as error:
-                self._post_send_failure(error, lease, pending, sid)
-                return "post_send_failure"
+        sent = self._send_parts(lease, conversation, pending, heartbeat, credentials)
+        if sent is None:
+            return "post_send_failure"
+        sids, sent_now, unknown_now = sent
 
         now = utc_now()
         outbound = [
@@ -508,11 +492,13 @@ class ReplyService:
         try:
             self._records.complete(lease, pending.upto_seq, outbound, iso(now), self._expires_at(now))
         except (LeaseLost, ClientError, BotoCoreError) as error:
-            self._post_send_failure(error, lease, pending, sids[-1] if sids else None)
+            self._post_send_failure(error, lease, pending, sids[-1] if sids else None, len(sids) - 1)
             return "post_send_failure"
 
         metrics.add_metric(name="RepliesSent", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=sent_now)
+        if unknown_now:
+            metrics.add_metric(name="SendOutcomesUnknown", unit=MetricUnit.Count, value=unknown_now)
         logger.info(
             "reply sent",
             extra={
@@ -520,6 +506,7 @@ class ReplyService:
                 "action": pending.action,
                 "parts": len(pending.parts),
                 "sent_now": sent_now,
+                "outcome_unknown": unknown_now,
                 "to": mask_address(conversation.customer_address),
             },
         )
@@ -529,6 +516,90 @@ class ReplyService:
         if pending.action == "opt_out":
             return "opted_out"
         return "replied"
+
+    def _send_parts(
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        pending: PendingReply,
+        heartbeat: VisibilityHeartbeat,
+        credentials: TwilioCredentials,
+    ) -> tuple[list[str], int, int] | None:
+        """Send every part never attempted; (sids of all parts, sent now, outcome unknown now).
+
+        None after a send of ours whose sid could not be stored: the CRITICAL line is logged, and the
+        reply must not be finished or retried. The last part's sid is left for the final write.
+        """
+        sent_now = 0
+        unknown_now = 0
+        sids = list(pending.sent_sids)
+        recorded = len(sids)  # how many of `sids` the stored pending_reply holds
+        unrecorded_send = False  # a send of ours whose sid is not stored yet
+        if pending.unrecorded_attempt:
+            # An earlier holder started this part's send and stored no sid (it timed out, or its
+            # write failed after the send): it may have reached the customer, so it is not resent.
+            unknown = SendOutcomeUnknown("send attempted earlier, no sid recorded")
+            self._post_send_failure(unknown, lease, pending, None, len(sids))
+            sids.append(UNKNOWN_SID)
+            unknown_now += 1
+        while len(sids) < len(pending.parts):
+            index = len(sids)
+            healthy = heartbeat.healthy
+            if healthy or len(sids) > recorded:
+                # Marks this part attempted (only when it is sent now) and stores the sids sent since
+                # the last write: one conditional write per part.
+                try:
+                    self._records.record_progress(
+                        lease, recorded, sids[recorded:], index + 1 if healthy else index
+                    )
+                except (LeaseLost, ClientError, BotoCoreError) as error:
+                    if unrecorded_send:
+                        self._post_send_failure(error, lease, pending, sids[-1], index - 1)
+                        return None
+                    # Nothing of ours went out unrecorded: the record can safely come back.
+                    retry_in = 1 if isinstance(error, LeaseLost) else None
+                    raise RecordFailed("progress not recorded before a send", retry_in) from error
+                recorded, unrecorded_send = len(sids), False
+            if not healthy:
+                raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
+            sid = self._send_part(lease, conversation, pending, credentials, index, recorded)
+            if sid == UNKNOWN_SID:
+                unknown_now += 1
+            else:
+                sent_now += 1
+            sids.append(sid)
+            unrecorded_send = True
+        return sids, sent_now, unknown_now
+
+    def _send_part(
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        pending: PendingReply,
+        credentials: TwilioCredentials,
+        index: int,
+        recorded: int,
+    ) -> str:
+        """One part, already marked attempted: its sid, or UNKNOWN_SID when Twilio may have taken it."""
+        try:
+            return self._twilio.send_text(
+                credentials,
+                conversation.company_address,
+                conversation.customer_address,
+                pending.parts[index],
+            )
+        except SendOutcomeUnknown as error:
+            # Twilio may have accepted it: kept as sent with an unknown sid, never resent.
+            self._post_send_failure(error, lease, pending, None, index)
+            return UNKNOWN_SID
+        except SendFailed as error:
+            if error.permanent:
+                logger.error("Twilio refused the reply; conversation failed", extra={"error": str(error)})
+                self._fail(lease, str(error))
+                raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+            logger.warning("Twilio unavailable; the record will be retried", extra={"error": str(error)})
+            self._unmark_attempt(lease, recorded, index)
+            raise RecordFailed(str(error), retry_in_seconds=None) from error
 
     def _publish_handoff(self, conversation: Conversation, pending: PendingReply) -> None:
         event = HandoffRequested(
@@ -572,15 +643,28 @@ class ReplyService:
             logger.error("handoff notice not published", extra={"error": type(error).__name__})
             metrics.add_metric(name="HandoffNoticeFailures", unit=MetricUnit.Count, value=1)
 
+    def _unmark_attempt(self, lease: LeaseRef, recorded: int, index: int) -> None:
+        """After a send that certainly did not go out: let a retry send that part again.
+
+        Best effort: if this write fails, the retry treats the part as possibly sent (CRITICAL, not
+        resent), which loses a part rather than risking a duplicate.
+        """
+        try:
+            self._records.record_progress(lease, recorded, [], index)
+        except (LeaseLost, ClientError, BotoCoreError) as error:
+            logger.warning("attempt marker not cleared", extra={"error": type(error).__name__})
+
     def _post_send_failure(
-        self, error: BaseException, lease: LeaseRef, pending: PendingReply, sid: str | None
+        self, error: BaseException, lease: LeaseRef, pending: PendingReply, sid: str | None, part: int
     ) -> None:
+        """The CRITICAL line (alarmed) for a part that went out, or may have, without a stored record."""
         log_post_send_failure(
             logger,
             error,
             conversation_id=lease.conversation_id,
             upto_seq=pending.upto_seq,
             message_sid=sid,
+            part=part,
             parts=len(pending.parts),
         )
         metrics.add_metric(name="PostSendFailures", unit=MetricUnit.Count, value=1)

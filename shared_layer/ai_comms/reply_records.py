@@ -174,14 +174,20 @@ class ReplyRecords:
             names = {"#status": "status"}
         self._guarded(lease, "SET " + ", ".join(sets), values, extra, names)
 
-    def record_sent(self, lease: LeaseRef, already_sent: int, sid: str) -> None:
-        """Note one accepted part, so a retry does not send it again."""
-        self._guarded(
-            lease,
-            "SET pending_reply.sent_sids = list_append(pending_reply.sent_sids, :sid)",
-            {":sid": {"L": [{"S": sid}]}, ":count": {"N": str(already_sent)}},
-            "size(pending_reply.sent_sids) = :count",
-        )
+    def record_progress(self, lease: LeaseRef, recorded: int, new_sids: list[str], attempted: int) -> None:
+        """Append the sids sent since the last write and set how many parts have been attempted.
+
+        Written before each send with attempted = index + 1, so a part attempted without a recorded
+        sid is never sent again (Twilio may have accepted it). The same write carries the previous
+        part's sid, so this is one conditional write per part. `recorded` is how many sids the record
+        holds now: a stale writer cannot append twice.
+        """
+        sets = ["pending_reply.attempted = :attempted"]
+        values: dict[str, Any] = {":attempted": {"N": str(attempted)}, ":count": {"N": str(recorded)}}
+        if new_sids:
+            sets.append("pending_reply.sent_sids = list_append(pending_reply.sent_sids, :sids)")
+            values[":sids"] = {"L": [{"S": sid} for sid in new_sids]}
+        self._guarded(lease, "SET " + ", ".join(sets), values, "size(pending_reply.sent_sids) = :count")
 
     def complete(
         self, lease: LeaseRef, upto_seq: int, outbound: list[StoredMessage], now: str, expires_at: int

@@ -2,15 +2,25 @@
 
 Twilio has no idempotency key for sending, so callers record each accepted sid before sending the
 next part and never retry a send whose outcome is unknown into a duplicate.
+
+Every failure of a send is one of:
+- ``SendFailed``: Twilio answered with an error, or no connection was ever made (connect timeout,
+  refused, DNS): the message certainly did not go out, so a retry is safe (when not permanent);
+- ``SendOutcomeUnknown``: the request may have reached Twilio (read timeout, connection dropped
+  after the request was written, an answer the SDK could not read): Twilio may have accepted it, so
+  callers treat it as sent with an unknown sid and never send it again.
 """
 
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 
 @dataclass(frozen=True)
@@ -29,10 +39,34 @@ class SendFailed(Exception):
         self.permanent = permanent
 
 
+class SendOutcomeUnknown(Exception):
+    """The request may have reached Twilio: treat the message as sent (sid unknown), never resend it."""
+
+
 def _classify(error: TwilioRestException) -> SendFailed:
     # 4xx other than throttling are about the request or the account: retrying will not help.
     permanent = 400 <= error.status < 500 and error.status != 429
     return SendFailed(f"Twilio refused the message ({error.status}/{error.code})", permanent=permanent)
+
+
+def _never_connected(error: BaseException) -> bool:
+    """True only when no connection was made, so Twilio cannot have seen the request."""
+    if isinstance(error, ConnectTimeout):
+        return True
+    if not isinstance(error, RequestsConnectionError):
+        return False  # ReadTimeout, ChunkedEncodingError, a bug, ...: the request may have gone out
+    reason = error.args[0] if error.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    # NewConnectionError (refused, unreachable; NameResolutionError for DNS) is a ConnectTimeoutError.
+    # A ProtocolError ("Connection aborted", reset) comes after the request was written: unknown.
+    return isinstance(reason, ConnectTimeoutError) or "Failed to establish" in str(error)
+
+
+def _unsent_or_unknown(error: Exception) -> Exception:
+    if _never_connected(error):
+        return SendFailed(f"Twilio unreachable ({type(error).__name__})", permanent=False)
+    return SendOutcomeUnknown(f"Twilio send outcome unknown ({type(error).__name__}: {error})"[:500])
 
 
 class TwilioSender:
@@ -59,8 +93,8 @@ class TwilioSender:
             message = self._client(credentials).messages.create(from_=from_, to=to, body=body)
         except TwilioRestException as error:
             raise _classify(error) from error
-        except OSError as error:  # connection reset/timeout: the outcome is unknown
-            raise SendFailed(f"Twilio unreachable ({type(error).__name__})", permanent=False) from error
+        except Exception as error:  # transport or SDK failure: sent unless provably never connected
+            raise _unsent_or_unknown(error) from error
         return str(message.sid)
 
     def send_template(
@@ -72,6 +106,6 @@ class TwilioSender:
             )
         except TwilioRestException as error:
             raise _classify(error) from error
-        except OSError as error:
-            raise SendFailed(f"Twilio unreachable ({type(error).__name__})", permanent=False) from error
+        except Exception as error:
+            raise _unsent_or_unknown(error) from error
         return str(message.sid)

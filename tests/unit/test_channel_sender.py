@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ai_comms.clock import iso, utc_now
 from ai_comms.dynamo import from_item
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
@@ -375,8 +374,8 @@ def test_a_live_claim_is_waited_for_then_respected(
             ExpressionAttributeValues={":a": {"S": "active"}, ":sid": {"S": "SM" + "b" * 32}},
         )
 
-    def claimed_by_other(tel: str, cid: str, claim_id: str, now_ms: int, until_ms: int, now: str) -> bool:
-        real_claim(tel, cid, "other-holder", now_ms, until_ms + 60_000, now)
+    def claimed_by_other(tel: str, cid: str, claim_id: str, until_ms: int, now: str) -> bool:
+        real_claim(tel, cid, "other-holder", until_ms + 60_000, now)
         records.claim = real_claim
         threading.Thread(target=finish_other_holder).start()
         return False
@@ -387,25 +386,74 @@ def test_a_live_claim_is_waited_for_then_respected(
     assert stored(cloud, conversation_id)["template_sid"] == "SM" + "b" * 32
 
 
-def test_an_expired_claim_is_taken_over(
-    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+def test_an_expired_claim_is_closed_as_outcome_unknown_never_resent(
+    cloud: Cloud,
+    outbound: Outbound,
+    initiate: Any,
+    sender: Any,
+    fakes: Fakes,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A holder that died mid-send leaves its claim; once expired, the next delivery sends."""
+    """A holder that ended after calling Twilio without a result (died mid-send, or its final write
+    failed) leaves an expired claim: the template may be out, so the next delivery never sends it."""
     _, twilio_fake = fakes
     conversation_id, messages = request(outbound, initiate)
-    records = sender.sender._records
-    real_claim = records.claim
+    past = int(time.time() * 1000) - 60_000
+    cloud.dynamodb.update_item(
+        TableName=TABLES["conversations"],
+        Key={"recipient_tel": {"S": CUSTOMER_NUMBER}, "conversation_id": {"S": conversation_id}},
+        UpdateExpression="SET #s = :sending, send_claim_id = :id, send_claim_until = :until",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":sending": {"S": "sending"},
+            ":id": {"S": "dead-holder"},
+            ":until": {"N": str(past)},
+        },
+    )
 
-    def expired_then_real(tel: str, cid: str, claim_id: str, now_ms: int, until_ms: int, now: str) -> bool:
-        assert real_claim(tel, cid, "dead-holder", now_ms - 120_000, now_ms - 60_000, iso(utc_now()))
-        records.claim = real_claim
-        return real_claim(tel, cid, claim_id, now_ms, until_ms, now)
-
-    records.claim = expired_then_real
     assert run(sender, outbound, messages) == []
-    assert len(twilio_fake.messages()) == 1
+    assert run(sender, outbound, with_receive_count(messages, 2)) == []
+    assert twilio_fake.messages() == []
+    [critical] = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert critical.__dict__["critical_event"] == "post_send_update_failed"
+    assert critical.__dict__["conversation_id"] == conversation_id
     record = stored(cloud, conversation_id)
-    assert record["status"] == "active" and record["send_attempts"] == 2
+    assert record["status"] == "active" and record["send_outcome_unknown"] is True
+    assert "send_claim_id" not in record and "template_sid" not in record
+    [history] = record["messages"]
+    assert history["sid"] == "unknown" and CONTENT_SID in history["body"]
+
+
+def test_a_twilio_read_timeout_is_outcome_unknown_and_never_resent(
+    cloud: Cloud,
+    outbound: Outbound,
+    initiate: Any,
+    sender: Any,
+    fakes: Fakes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ai_comms.twilio_client import TwilioSender
+
+    _, twilio_fake = fakes
+    sender.sender._twilio = TwilioSender(twilio_fake.url, timeout_seconds=0.5)
+    # Past the client timeout, then the fake accepts it anyway: Twilio took the template late.
+    twilio_fake.add_faults({"delay_seconds": 1.0, "count": 1})
+    conversation_id, messages = request(outbound, initiate)
+
+    assert run(sender, outbound, messages) == []
+    [critical] = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert critical.__dict__["critical_event"] == "post_send_update_failed"
+    assert critical.__dict__["error_type"] == "SendOutcomeUnknown"
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "active" and record["send_outcome_unknown"] is True
+    assert "send_claim_id" not in record
+
+    # A redelivery (or a DLQ redrive) of the same request sends nothing.
+    assert run(sender, outbound, with_receive_count(messages, 2)) == []
+    deadline = time.monotonic() + 5
+    while not twilio_fake.messages() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(twilio_fake.messages()) == 1 and len(twilio_fake.requests.snapshot()) == 1
 
 
 def test_a_claim_that_never_ends_fails_the_record_for_a_later_retry(
@@ -423,8 +471,8 @@ def test_a_claim_that_never_ends_fails_the_record_for_a_later_retry(
     monkeypatch.setattr(sender.sender, "_sleep", lambda _: None)
     monkeypatch.setattr(sender.sender, "_sender", replace(sender.sender._sender, claim_wait_seconds=0.0))
 
-    def held(tel: str, cid: str, claim_id: str, now_ms: int, until_ms: int, now: str) -> bool:
-        real_claim(tel, cid, "slow-holder", now_ms, until_ms + 600_000, now)
+    def held(tel: str, cid: str, claim_id: str, until_ms: int, now: str) -> bool:
+        real_claim(tel, cid, "slow-holder", until_ms + 600_000, now)
         return False
 
     records.claim = held

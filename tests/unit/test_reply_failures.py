@@ -2,16 +2,21 @@
 
 import json
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
 
+from ai_comms.clock import utc_now
+from ai_comms.conversations import ConversationRepository
 from ai_comms.critical import POST_SEND_EVENT
+from ai_comms.models.conversation import UNKNOWN_SID
 from ai_comms.reply_records import ReplyRecords
 
-from .conftest import demo_project
+from .conftest import CUSTOMER_NUMBER, TABLES, demo_project
 from .reply_support import FAST_RETRY, Replies, fakes, replies
 
 __all__ = ["fakes", "replies"]
@@ -105,6 +110,7 @@ def test_twilio_500_once_gives_exactly_one_reply_and_one_ai_call(replies: Replie
     assert len(replies.deliver()) == 1
     pending = replies.stored().pending_reply
     assert pending is not None and pending.sent_sids == [] and pending.text == "Thanks! You said: hello"
+    assert pending.attempted == 0  # certainly not sent: the marker is cleared so the retry sends
 
     replies.make_visible()
     assert replies.deliver() == []
@@ -132,6 +138,7 @@ def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) 
         assert len(replies.deliver()) == 1
     pending = replies.stored().pending_reply
     assert pending is not None and len(pending.parts) == 2 and len(pending.sent_sids) == 1
+    assert pending.attempted == 1
 
     replies.make_visible()
     assert replies.deliver() == []
@@ -165,15 +172,112 @@ def test_final_update_failing_after_the_send_logs_critical_and_is_not_retried(
     assert len(replies.sent()) == 1
 
 
-def test_recording_a_sent_sid_failing_logs_critical_and_stops(
+def expire_lease(replies: Replies) -> None:
+    """As when the holder's invocation has ended: its lease is past its end."""
+    past = int((utc_now() - timedelta(seconds=1)).timestamp() * 1000)
+    replies.cloud.dynamodb.update_item(
+        TableName=TABLES["conversations"],
+        Key=ConversationRepository.key(CUSTOMER_NUMBER, replies.conversation.conversation_id),
+        UpdateExpression="SET lease_until = :u",
+        ExpressionAttributeValues={":u": {"N": str(past)}},
+    )
+
+
+def critical_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.CRITICAL]
+
+
+def test_recording_a_sent_sid_failing_logs_critical_and_stops_and_is_never_resent(
     replies: Replies, caplog: pytest.LogCaptureFixture
 ) -> None:
     replies.openai.script({"text": ("Sentence here. " * 200).strip(), "action": "none"})
     replies.customer_says("hello")
-    with caplog.at_level(logging.CRITICAL), mock.patch.object(ReplyRecords, "record_sent", dynamodb_down):
+    real = ReplyRecords.record_progress
+    calls: list[int] = []
+
+    def second_write_fails(self: ReplyRecords, *args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:  # the write after part 1 went out: it would store that part's sid
+            dynamodb_down()
+        real(self, *args)
+
+    with (
+        caplog.at_level(logging.CRITICAL),
+        mock.patch.object(ReplyRecords, "record_progress", second_write_fails),
+    ):
         assert replies.deliver() == []
-    assert len([r for r in caplog.records if r.levelno == logging.CRITICAL]) == 1
-    assert len(replies.sent()) == 1
+    assert len(critical_records(caplog)) == 1
+    [first] = replies.sent()
+    pending = replies.stored().pending_reply
+    assert pending is not None and pending.sent_sids == [] and pending.attempted == 1
+
+    # The next message takes the expired lease and resumes the pending reply: part 1 was attempted
+    # without a stored sid, so it is logged CRITICAL and skipped, never sent twice.
+    expire_lease(replies)
+    replies.customer_says("more")
+    with caplog.at_level(logging.CRITICAL):
+        assert replies.deliver() == []
+    sent = replies.sent()
+    assert [m["body"] for m in sent] == [*pending.parts, "Thanks! You said: more"]
+    assert sent[0]["sid"] == first["sid"]
+    assert len(critical_records(caplog)) == 2
+    stored = replies.stored()
+    assert stored.pending_reply is None and stored.answered_seq == 2
+    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [
+        UNKNOWN_SID,
+        sent[1]["sid"],
+        sent[2]["sid"],
+    ]
+
+
+def test_a_failed_final_write_is_not_resent_by_the_customers_next_message(
+    replies: Replies, caplog: pytest.LogCaptureFixture
+) -> None:
+    replies.customer_says("hello")
+    with caplog.at_level(logging.CRITICAL), mock.patch.object(ReplyRecords, "complete", dynamodb_down):
+        assert replies.deliver() == []
+    assert len(critical_records(caplog)) == 1 and len(replies.sent()) == 1
+
+    expire_lease(replies)
+    replies.customer_says("second")
+    with caplog.at_level(logging.CRITICAL):
+        assert replies.deliver() == []
+    assert [m["body"] for m in replies.sent()] == [
+        "Thanks! You said: hello",
+        "Thanks! You said: second",
+    ]
+    [_, unknown] = critical_records(caplog)
+    assert getattr(unknown, "critical_event", None) == POST_SEND_EVENT
+    assert getattr(unknown, "error_type", None) == "SendOutcomeUnknown"
+    stored = replies.stored()
+    assert stored.answered_seq == 2 and stored.pending_reply is None and stored.lease_owner is None
+    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [
+        UNKNOWN_SID,
+        replies.sent()[1]["sid"],
+    ]
+
+
+def test_a_twilio_read_timeout_is_critical_and_never_resent(
+    replies: Replies, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Past the 2 s client timeout, then the fake accepts the message anyway: Twilio accepted it late.
+    replies.twilio.add_faults({"delay_seconds": 2.5, "count": 1})
+    replies.customer_says("hello")
+    with caplog.at_level(logging.CRITICAL):
+        assert replies.deliver() == []
+    [critical] = critical_records(caplog)
+    assert getattr(critical, "critical_event", None) == POST_SEND_EVENT
+    assert getattr(critical, "error_type", None) == "SendOutcomeUnknown"
+    stored = replies.stored()
+    assert stored.answered_seq == 1 and stored.pending_reply is None and stored.status == "active"
+    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [UNKNOWN_SID]
+
+    replies.make_visible()  # nothing failed, so nothing comes back
+    assert replies.deliver() == []
+    deadline = time.monotonic() + 5
+    while not replies.sent() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(replies.sent()) == 1 and len(replies.twilio.requests.snapshot()) == 1
 
 
 def test_a_failed_heartbeat_fails_the_record_before_anything_is_sent(replies: Replies) -> None:

@@ -18,6 +18,9 @@ class StoredMessage(BaseModel):
     at: str
 
 
+# The sid recorded for a message Twilio may have accepted without telling us its sid.
+UNKNOWN_SID = "unknown"
+
 PendingAction = Literal["none", "handoff", "opt_out", "opt_in"]
 
 
@@ -31,10 +34,19 @@ class PendingReply(BaseModel):
     text: str
     action: PendingAction
     parts: list[str]
+    # sent_sids[i] is the sid of parts[i] (UNKNOWN_SID when Twilio may have accepted it unseen).
     sent_sids: list[str] = Field(default_factory=list)
+    # Parts whose send was started: written before each send, so a part with index < attempted and
+    # no recorded sid may have gone out and is never sent again.
+    attempted: int = 0
 
     def unsent(self) -> list[tuple[int, str]]:
         return list(enumerate(self.parts))[len(self.sent_sids) :]
+
+    @property
+    def unrecorded_attempt(self) -> bool:
+        """A send was started (its outcome unknown) but no sid was recorded for it."""
+        return self.attempted > len(self.sent_sids)
 
 
 class Conversation(BaseModel):
