@@ -213,7 +213,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     twilio.start()
     fakes = (("openai_base_url", openai.url + "/v1"), ("twilio_api_base_url", twilio.url))
     workspaces = [
-        Workspace(MAIN, "local.tfvars", (("channels", E2E_CHANNELS), *fakes)),
+        # Short retry backoff: the fault suite waits for SQS retries and DLQ moves.
+        Workspace(
+            MAIN, "local.tfvars", (("channels", E2E_CHANNELS), ("reply_retry_base_seconds", "2"), *fakes)
+        ),
         Workspace(SIDE, "local.tfvars", (("api_binary_media_types", '["*/*"]'), *fakes)),
     ]
     # AI_COMMS_BUILD_DIR: test a snapshot of build/ while the working tree keeps changing.
