@@ -20,7 +20,7 @@ TF_MIRROR := $(shell find / -maxdepth 2 -type d -name tf-plugins 2>/dev/null | h
 export TF_CLI_CONFIG_FILE := $(abspath $(LOCAL_DIR)/terraform.rc)
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help setup build test test-unit test-e2e lint local bench plan apply destroy clean tf-config
+.PHONY: help setup build test test-all test-unit test-e2e lint local bench plan apply destroy clean tf-config
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ build: $(VENV)/.installed ## zip the layer and the functions into build/
 	$(PY) scripts/build.py
 
 test: setup build lint test-unit test-e2e ## every suite: lint, unit, e2e (real terraform apply on the emulator)
+
+test-all: ## every suite with the full load run: 1,000 webhooks from 50 customers
+	AI_COMMS_LOAD_MESSAGES=1000 AI_COMMS_LOAD_SECONDS=60 $(MAKE) test
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit -q -n 2 --dist loadfile

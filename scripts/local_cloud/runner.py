@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -203,8 +204,10 @@ class Runner:
         """Stop pollers first (no new invokes), then the API front, then the workers."""
         for poller in self.pollers:
             poller.stop()
+        # One deadline for all of them: a poller waiting for a free environment must not add up.
+        deadline = time.monotonic() + timeout
         for poller in self.pollers:
-            poller.join(timeout)
+            poller.join(max(deadline - time.monotonic(), 0.0))
         self.pollers = []
         self._hand_back()
         if self.api is not None:

@@ -121,7 +121,7 @@ def test_dlq_redrive_moves_a_failed_reply_back_and_it_is_answered_once(stack: St
 
     listed = ops(stack, "dlq", "list")
     assert listed.returncode == 0, listed.stderr
-    header = listed.stdout.splitlines()[0].split()
+    header = listed.stdout.lower().splitlines()[0].split()
     assert header[:2] == ["queue", "messages"]
     [row] = [
         line for line in listed.stdout.splitlines() if line.startswith(dlq_name(stack, "whatsapp-ai-reply"))
@@ -242,7 +242,7 @@ def test_tenant_put_get_list(stack: Stack, tmp_path: Path) -> None:
 
     listed = ops(stack, "tenant", "list")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines()[0].split()[:3] == ["company", "project", "status"]
+    assert listed.stdout.lower().splitlines()[0].split()[:3] == ["company", "project", "status"]
     [row] = [line for line in listed.stdout.splitlines() if line.startswith(company_id + " ")]
     assert "active" in row and "whatsapp" in row
 
