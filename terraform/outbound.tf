@@ -123,6 +123,7 @@ module "channel_sender" {
     OPENAI_MAX_RETRIES      = tostring(var.openai_max_retries)
     TWILIO_TIMEOUT_SECONDS  = "10"
     MAX_RECEIVES            = "3"
+    RETRY_BASE_SECONDS      = tostring(var.reply_retry_base_seconds)
   })
 
   policy_statements = [

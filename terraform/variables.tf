@@ -197,7 +197,7 @@ variable "openai_max_retries" {
 }
 
 variable "reply_retry_base_seconds" {
-  description = "First backoff of a failed reply record, doubled on each receive: a transient OpenAI or Twilio failure is retried after this, not after the queue's visibility timeout."
+  description = "First backoff of a failed reply or outbound record, doubled on each receive: a transient OpenAI, Twilio or AWS failure is retried after this, not after the queue's visibility timeout."
   type        = number
   default     = 10
 

@@ -100,6 +100,7 @@ class SenderSettings:
     heartbeat_beats_per_timeout: int = 3
     max_receives: int = 3
     claim_wait_seconds: float = 20.0
+    retry_base_seconds: int = 10
 
     @classmethod
     def from_env(cls) -> "SenderSettings":
@@ -110,6 +111,7 @@ class SenderSettings:
             heartbeat_beats_per_timeout=int(os.environ.get("HEARTBEAT_BEATS_PER_TIMEOUT", "3")),
             max_receives=int(os.environ.get("MAX_RECEIVES", "3")),
             claim_wait_seconds=float(os.environ.get("CLAIM_WAIT_SECONDS", "20")),
+            retry_base_seconds=int(os.environ.get("RETRY_BASE_SECONDS", "10")),
         )
 
 
@@ -199,6 +201,7 @@ class ChannelSender:
                 result = self._process(request, message, heartbeat, remaining_ms)
             except Exception as error:
                 self._record_failure(request, message, error)
+                self._reschedule(queue_url, message, error)
                 raise
         if not heartbeat.healthy:
             # The work is done and recorded; a redelivery will find it sent and stop there.
@@ -387,6 +390,24 @@ class ChannelSender:
             if time.monotonic() >= wait_until:
                 raise OutboundFailure("another delivery is still sending this conversation")
             self._sleep(CLAIM_POLL_SECONDS)
+
+    def _reschedule(self, queue_url: str, message: SqsMessage, error: Exception) -> None:
+        """Visible again after a backoff, not after the visibility the heartbeat kept extending.
+
+        A permanent failure comes back at once: the record is failed and each redelivery fails fast,
+        so the message reaches the DLQ in seconds with no further AI or Twilio call.
+        """
+        permanent = bool(getattr(error, "permanent", False))
+        exponent = max(message.receive_count - 1, 0)
+        seconds = 1 if permanent else self._sender.retry_base_seconds * 2**exponent
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=queue_url,
+                ReceiptHandle=message.receipt_handle,
+                VisibilityTimeout=min(seconds, 43_200),
+            )
+        except Exception as failure:  # best effort: without it the record returns after the timeout
+            logger.warning("could not reschedule the record", extra={"error": type(failure).__name__})
 
     def _close_unknown(
         self, request: ConversationRequested, claim_id: str, body: str, error: BaseException

@@ -140,8 +140,10 @@ def test_dlq_redrive_moves_a_failed_reply_back_and_it_is_answered_once(stack: St
 
     moved = ops(stack, "dlq", "redrive", "whatsapp-ai-reply-dlq", "--wait", "60")
     assert moved.returncode == 0, moved.stdout + moved.stderr
-    fields = dict(line.split(None, 1) for line in moved.stdout.splitlines() if line.startswith("moved"))
-    assert int(fields["moved"]) >= 1
+    fields = dict(
+        line.split(":", 1) for line in moved.stdout.splitlines() if line.startswith("moved") and ":" in line
+    )
+    assert int(fields["moved"].strip()) >= 1
 
     [reply] = stack.wait_for(lambda: replies_to(stack, conversation.customer_address), REPLY_WAIT)
     wait_answered(stack, tel, conversation_id, 1)

@@ -333,9 +333,12 @@ def test_the_same_sqs_message_delivered_twice_gets_one_ai_call_and_one_reply(cha
     [sid] = chat.says("hello once")
     chat.wait_replies(1)
     chat.wait_answered(1)
-    [event] = [
-        e for e in chat.stack.consumed_events("whatsapp-ai-reply") if e["detail"]["message_sid"] == sid
-    ]
+    # The runner records a consumed event when its invocation returns, just after the reply went out.
+    [event] = chat.stack.wait_for(
+        lambda: [
+            e for e in chat.stack.consumed_events("whatsapp-ai-reply") if e["detail"]["message_sid"] == sid
+        ]
+    )
 
     chat.stack.client("sqs").send_message(
         QueueUrl=chat.stack.queue_url("whatsapp-ai-reply"), MessageBody=json.dumps(event)
