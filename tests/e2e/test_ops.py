@@ -4,7 +4,7 @@ with the emulator's endpoint and test credentials, checking output and exit code
   - dlq list / show / redrive: a reply that failed three times (an injected DynamoDB fault at the
     reply processor's own proxy) sits in the DLQ; redrive moves it back and it is answered once;
   - replay of the last hour of the event archive onto the bus: no customer gets a second message;
-  - tenant put (examples/tenant.example.yaml adapted to this workspace) / get / list;
+  - tenant put (scripts/ops/tenant.example.yaml adapted to this workspace) / get / list;
   - conversation show masks numbers and bodies unless --reveal;
   - conversation handback: the next customer message goes to the AI-reply queue and is answered.
 """
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.e2e
 REPLY_WAIT = 40.0
 # Three receives of a failing record: the processor's backoff is 10 s, then 20 s.
 DLQ_WAIT = 90.0
-EXAMPLE = REPO / "examples" / "tenant.example.yaml"
+EXAMPLE = REPO / "scripts" / "ops" / "tenant.example.yaml"
 
 
 def ops(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

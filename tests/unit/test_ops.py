@@ -39,7 +39,7 @@ WORKSPACE = "unit"
 NAME = f"ai-comms-{WORKSPACE}"
 CUSTOMER = "+447700900123"
 COMPANY = "whatsapp:+14155550100"
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tenant.example.yaml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "scripts" / "ops" / "tenant.example.yaml"
 SECRET_BODY = "my card number is 4111 and I live at 1 Secret Street"
 
 
