@@ -184,11 +184,18 @@ class Stack:
                     found.append(json.loads(record["body"]))
         return found
 
+    def has_consumer(self, key: str, workspace: str = MAIN) -> bool:
+        assert self.cloud.runner is not None and self.cloud.runner.topology is not None
+        arn = self.queue_arn(key, workspace)
+        return any(mapping.source_arn == arn for mapping in self.cloud.runner.topology.mappings)
+
     def routed(self, key: str, message_sid: str, workspace: str = MAIN) -> list[dict[str, Any]]:
         """The events for one message that reached a queue, whether a function consumed them or not."""
-        pending = self.queue_events(key, workspace)
-        self._leftovers.setdefault((workspace, key), []).extend(pending)
-        seen = self.consumed_events(key, workspace) + self._leftovers[(workspace, key)]
+        # Never drain a queue a function consumes: the probe would steal the function's messages.
+        if not self.has_consumer(key, workspace):
+            pending = self.queue_events(key, workspace)
+            self._leftovers.setdefault((workspace, key), []).extend(pending)
+        seen = self.consumed_events(key, workspace) + self._leftovers.get((workspace, key), [])
         return [e for e in seen if e.get("detail", {}).get("message_sid") == message_sid]
 
     @staticmethod
