@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from ai_comms.conversations import ConversationRepository
-from ai_comms.signature import sign
+from ai_comms.providers.twilio_signature import sign
+from ai_comms.store.conversations import ConversationRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.cloud import LocalCloud

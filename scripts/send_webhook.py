@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from ai_comms.signature import sign
+from ai_comms.providers.twilio_signature import sign
 
 ENDPOINTS = Path(__file__).resolve().parents[1] / ".local" / "endpoints.json"
 PREFIXES = {"whatsapp": "whatsapp:"}

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ai_comms.outbound_sender import ChannelSender, Outcome, SqsMessage
+from ai_comms.outbound.sender import ChannelSender, Outcome, SqsMessage
 
 logger = Logger()
 metrics = Metrics()

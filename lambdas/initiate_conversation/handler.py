@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ai_comms.http_errors import install_error_handlers, json_response
-from ai_comms.outbound import InitiateService, parse_request
+from ai_comms.outbound.initiate import InitiateService, parse_request
 
 logger = Logger()
 metrics = Metrics()

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ai_comms.http_errors import install_error_handlers
-from ai_comms.inbound import InboundService, WebhookRequest, public_url
+from ai_comms.inbound.webhook import InboundService, WebhookRequest, public_url
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 

@@ -15,7 +15,7 @@ without reaching the emulator. What the SDK sees is what AWS sends:
   reads for SQS (JSON 1.0 with ``awsQueryCompatible``) to give the same codes as the old query API;
 * query protocol (SNS, STS: form bodies): the ``<ErrorResponse>`` XML document.
 
-botocore's standard retry mode (ai_comms/aws_clients.py: 3 attempts) retries 5xx answers,
+botocore's standard retry mode (ai_comms/providers/aws_clients.py: 3 attempts) retries 5xx answers,
 throttling codes (``ThrottlingException``, ``ProvisionedThroughputExceededException``, ...) and
 read timeouts, so ``count=3`` exhausts one call's attempts while ``count=1`` is absorbed by a retry.
 A ``delay_seconds`` fault sleeps before answering: with no status it then *forwards* the call, as a

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from ai_comms.signature import sign
+from ai_comms.providers.twilio_signature import sign
 
 MIN_BURST_GAP = 12.0
 """Seconds between a customer's bursts: debounce (up to 4 s here) plus a reply under load."""

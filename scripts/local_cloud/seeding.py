@@ -15,10 +15,10 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import iso, utc_now
-from ai_comms.conversations import ConversationRepository
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.tenant import AiSettings, ChannelSettings, ProjectConfig
-from ai_comms.tenants import TenantRepository
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.tenants import TenantRepository
 
 DEFAULT_PREFIXES = {"whatsapp": "whatsapp:", "sms": ""}
 

@@ -10,9 +10,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import iso, utc_now
-from ai_comms.conversations import ConversationRepository
-from ai_comms.dynamo import from_item
 from ai_comms.models.conversation import Conversation
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.dynamo import from_item
 from ops.errors import NotFound, OpsError
 from ops.target import Target
 

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.tenant import ProjectConfig
-from ai_comms.tenants import AddressTaken, TenantRepository
+from ai_comms.store.tenants import AddressTaken, TenantRepository
 from ops.errors import NotFound, OpsError, UsageError
 from ops.target import Target
 

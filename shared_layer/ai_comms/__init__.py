@@ -1,4 +1,5 @@
-"""Shared package of the AI Multi-Comms Engine: models, repositories and services used by every Lambda.
+"""Shared package of the AI Multi-Comms Engine, grouped by capability (inbound, replies, outbound) over
+the models, the DynamoDB store and the providers (OpenAI, Twilio, AWS services) every Lambda uses.
 
 Modules import their heavy dependencies themselves so that a handler pays only for what it uses
 (the webhook never imports the OpenAI or Twilio REST clients).

@@ -34,7 +34,7 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
-from ai_comms.signature import sign
+from ai_comms.providers.twilio_signature import sign
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.cloud import LocalCloud

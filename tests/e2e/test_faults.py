@@ -54,8 +54,8 @@ from typing import Any
 
 import pytest
 
-from ai_comms.conversations import ConversationRepository
-from ai_comms.outbound import conversation_id_for
+from ai_comms.outbound.initiate import conversation_id_for
+from ai_comms.store.conversations import ConversationRepository
 from local_cloud.accounting import CallCounter
 from local_cloud.seeding import SeededTenant
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ai_comms.conversations import ConversationRepository
-from ai_comms.signature import sign
+from ai_comms.providers.twilio_signature import sign
+from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
 
 from .conftest import MAIN, Stack

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from ai_comms.conversations import ConversationRepository
 from ai_comms.models.conversation import Conversation
+from ai_comms.store.conversations import ConversationRepository
 from local_cloud.load import Customer, account, drive, expected_counts, plan_load, settled
 
 from .conftest import MAIN, Stack, random_tel

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from ai_comms.conversations import ConversationRepository
 from ai_comms.masking import mask_address
+from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
 
 from .conftest import MAIN, REPO, Stack, random_tel

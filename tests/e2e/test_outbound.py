@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ai_comms.dynamo import from_item
+from ai_comms.store.dynamo import from_item
 from local_cloud.seeding import SeededTenant
 
 from .conftest import MAIN, Stack, random_tel

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ai_comms.clock import iso, utc_now
-from ai_comms.conversations import ConversationRepository
 from ai_comms.models.conversation import Conversation
 from ai_comms.splitting import TWILIO_MAX_CHARS
+from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
 
 from .conftest import MAIN, Stack

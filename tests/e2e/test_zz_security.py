@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ai_comms.dynamo import from_item
+from ai_comms.store.dynamo import from_item
 
 from .audits import (
     find_leaks,

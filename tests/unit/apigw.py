@@ -5,7 +5,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from ai_comms.signature import sign
+from ai_comms.providers.twilio_signature import sign
 
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER
 

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ai_comms import aws_clients
 from ai_comms.models.tenant import AiSettings, ChannelSettings, ProjectConfig
-from ai_comms.tenants import TenantRepository
+from ai_comms.providers import aws_clients
+from ai_comms.store.tenants import TenantRepository
 
 REGION = "eu-west-1"
 COMPANY_NUMBER = "+14155550100"

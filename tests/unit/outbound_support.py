@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 import pytest
 
-from ai_comms import aws_clients
 from ai_comms.models.tenant import AiSettings, ChannelSettings, ProjectConfig
-from ai_comms.tenants import TenantRepository
+from ai_comms.providers import aws_clients
+from ai_comms.store.tenants import TenantRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.sqs_poller import sqs_record

@@ -17,8 +17,8 @@ import boto3
 import pytest
 
 from ai_comms.clock import iso, utc_now
-from ai_comms.conversations import ConversationRepository
 from ai_comms.models.conversation import Conversation
+from ai_comms.store.conversations import ConversationRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.sqs_poller import sqs_record

@@ -1,6 +1,6 @@
 """The call counter's fault injection, driven by boto3 against moto's ThreadedMotoServer.
 
-Each client is configured like the Lambdas' own (ai_comms.aws_clients: standard retries,
+Each client is configured like the Lambdas' own (ai_comms.providers.aws_clients: standard retries,
 ``max_attempts=3``), so the tests pin down what the e2e fault suite relies on: the error codes
 botocore parses per protocol, which faults its retries absorb, and that a delay beyond the read
 timeout is a timeout. Note botocore's ``Config(retries={"max_attempts": 3})`` means 3 *retries*

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ai_comms.dynamo import from_item
+from ai_comms.store.dynamo import from_item
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 
@@ -432,7 +432,7 @@ def test_a_twilio_read_timeout_is_outcome_unknown_and_never_resent(
     fakes: Fakes,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from ai_comms.twilio_client import TwilioSender
+    from ai_comms.providers.twilio_client import TwilioSender
 
     _, twilio_fake = fakes
     sender.sender._twilio = TwilioSender(twilio_fake.url, timeout_seconds=0.5)

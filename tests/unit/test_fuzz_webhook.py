@@ -17,9 +17,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ai_comms.conversations import ConversationRepository
-from ai_comms.dynamo import from_item
-from ai_comms.signature import FormParams, sign
+from ai_comms.providers.twilio_signature import FormParams, sign
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.dynamo import from_item
 
 from .apigw import HOST, STAGE, twilio_form, webhook_event
 from .conftest import ACCOUNT_SID, AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud

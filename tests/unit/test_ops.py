@@ -21,11 +21,11 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ai_comms.conversations import ConversationRepository
 from ai_comms.masking import mask_address
 from ai_comms.models.conversation import Conversation, StoredMessage
 from ai_comms.models.tenant import ProjectConfig
-from ai_comms.tenants import TenantRepository
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.tenants import TenantRepository
 from ops import dlq, replay
 from ops.__main__ import main
 from ops.progress import Progress

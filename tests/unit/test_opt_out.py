@@ -2,7 +2,7 @@
 
 import pytest
 
-from ai_comms.opt_out import keyword_of, read_burst
+from ai_comms.replies.opt_out import keyword_of, read_burst
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import utc_now
-from ai_comms.conversations import ConversationRepository
 from ai_comms.critical import POST_SEND_EVENT
 from ai_comms.models.conversation import UNKNOWN_SID
-from ai_comms.reply_records import ReplyRecords
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.reply_records import ReplyRecords
 
 from .conftest import CUSTOMER_NUMBER, TABLES, demo_project
 from .reply_support import FAST_RETRY, Replies, fakes, replies
@@ -74,7 +74,7 @@ def test_openai_down_beyond_sdk_retries_fails_the_record_then_the_retry_replies_
 
 
 def test_retry_backoff_grows_with_the_receive_count(replies: Replies) -> None:
-    from ai_comms.replies import QueuedRecord
+    from ai_comms.replies.service import QueuedRecord
 
     def record(count: int) -> QueuedRecord:
         return QueuedRecord("m", "r", "arn:aws:sqs:eu-west-1:123456789012:q", count, "req", lambda: 1000)
@@ -129,7 +129,7 @@ def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) 
     def first_ok_then_down(*args: Any) -> str:
         calls.append(args[-1])
         if len(calls) == 2:
-            from ai_comms.twilio_client import SendFailed
+            from ai_comms.providers.twilio_client import SendFailed
 
             raise SendFailed("down", permanent=False)
         return str(original(*args))

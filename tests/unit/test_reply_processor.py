@@ -9,8 +9,8 @@ from unittest import mock
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import utc_now
-from ai_comms.conversations import ConversationRepository
-from ai_comms.replies import MEDIA_ONLY_TEXT
+from ai_comms.replies.service import MEDIA_ONLY_TEXT
+from ai_comms.store.conversations import ConversationRepository
 
 from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, demo_project
 from .reply_support import Replies, extra_queue, fakes, replies, run_in_thread
@@ -254,7 +254,7 @@ def test_no_reply_when_the_last_customer_message_is_older_than_24_hours(replies:
     extra_queue(replies.cloud, "window", {"detail-type": ["ReplyWindowClosed"]})
     replies.customer_says("are you there?")
     later = utc_now() + timedelta(hours=25)
-    with mock.patch("ai_comms.replies.utc_now", return_value=later):
+    with mock.patch("ai_comms.replies.service.utc_now", return_value=later):
         assert replies.deliver() == []
 
     assert replies.sent() == [] and replies.ai_calls() == []

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from requests.exceptions import ChunkedEncodingError, ConnectTimeout, ReadTimeout
 
-from ai_comms.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
+from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 from fakes.twilio_fake import TwilioFake
 
 CREDENTIALS = TwilioCredentials("AC" + "0" * 32, "token")

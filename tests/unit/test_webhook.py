@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 
 from ai_comms.clock import iso, utc_now
-from ai_comms.conversations import ConversationRepository
 from ai_comms.models.conversation import Conversation
+from ai_comms.store.conversations import ConversationRepository
 
 from .apigw import twilio_form, webhook_event
 from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud
@@ -136,7 +136,7 @@ def test_signature_covers_the_stage_path(cloud: Cloud, webhook: Any) -> None:
 def test_public_base_url_wins(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib
 
-    from ai_comms.signature import sign
+    from ai_comms.providers.twilio_signature import sign
 
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://hooks.example.com/comms/")
     import lambdas.twilio_webhook.handler as module
@@ -157,7 +157,7 @@ def test_base64_body_is_accepted(cloud: Cloud, webhook: Any) -> None:
 
 
 def test_repeated_form_fields_are_signed_and_kept(cloud: Cloud, webhook: Any) -> None:
-    from ai_comms.signature import FormParams, sign
+    from ai_comms.providers.twilio_signature import FormParams, sign
 
     from .apigw import HOST, STAGE
     from .conftest import AUTH_TOKEN

@@ -35,18 +35,18 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from ai_comms import aws_clients
-from ai_comms.ai_client import AiClient
 from ai_comms.clock import iso, parse_iso, utc_now
 from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
-from ai_comms.heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.masking import mask_address
 from ai_comms.models.conversation import UNKNOWN_SID, Conversation, StoredMessage
 from ai_comms.models.events import ConversationRequested
-from ai_comms.outbound_records import OutboundRecord, OutboundRecords
-from ai_comms.secrets import get_secret_json
-from ai_comms.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
+from ai_comms.providers import aws_clients
+from ai_comms.providers.openai_client import AiClient
+from ai_comms.providers.secrets import get_secret_json
+from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat, queue_url_from_arn
+from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
+from ai_comms.store.outbound_records import OutboundRecord, OutboundRecords
 
 logger = Logger(child=True)
 

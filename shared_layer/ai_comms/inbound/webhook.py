@@ -22,21 +22,21 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from pydantic import ValidationError
 
-from ai_comms import aws_clients
 from ai_comms.addresses import AddressError, tel_of
 from ai_comms.clock import iso, utc_now
 from ai_comms.config import ChannelRuntime, Settings
-from ai_comms.conversations import ConversationRepository
 from ai_comms.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RetryLater
 from ai_comms.masking import mask_address
 from ai_comms.models.conversation import StoredMessage
 from ai_comms.models.events import ReplyReceived, ReplyRoute
 from ai_comms.models.tenant import AddressRoute, ProjectConfig
 from ai_comms.models.twilio_inbound import TwilioInbound
-from ai_comms.publisher import EventPublisher, PublishFailed
-from ai_comms.secrets import SecretUnavailable, get_secret_json
-from ai_comms.signature import FormParams, is_valid_signature
-from ai_comms.tenants import TenantRepository
+from ai_comms.providers import aws_clients
+from ai_comms.providers.events import EventPublisher, PublishFailed
+from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
+from ai_comms.providers.twilio_signature import FormParams, is_valid_signature
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
 
 logger = Logger(child=True)

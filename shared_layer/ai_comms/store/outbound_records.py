@@ -20,8 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.dynamo import from_item, to_item, to_value
 from ai_comms.models.conversation import Conversation, StoredMessage
+from ai_comms.store.dynamo import from_item, to_item, to_value
 
 SENT_STATUSES = frozenset({"active", "handed_off", "window_closed", "opted_out", "closed"})
 

@@ -33,7 +33,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from pydantic import ValidationError
 
-from ai_comms import aws_clients
 from ai_comms.addresses import address_of
 from ai_comms.clock import iso, utc_now
 from ai_comms.config import Settings
@@ -42,9 +41,10 @@ from ai_comms.masking import mask_address
 from ai_comms.models.events import ConversationRequested
 from ai_comms.models.outbound import InitiateRequest, SendingContext
 from ai_comms.models.tenant import ProjectConfig
-from ai_comms.publisher import EventPublisher, PublishFailed
-from ai_comms.secrets import SecretUnavailable, get_secret_json
-from ai_comms.tenants import TenantRepository
+from ai_comms.providers import aws_clients
+from ai_comms.providers.events import EventPublisher, PublishFailed
+from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
+from ai_comms.store.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
 
 logger = Logger(child=True)

@@ -10,9 +10,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.conversations import ConversationRepository
-from ai_comms.dynamo import from_item, to_value
 from ai_comms.models.conversation import Conversation, PendingReply, StoredMessage
+from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.dynamo import from_item, to_value
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 

@@ -43,24 +43,24 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ai_comms import aws_clients
-from ai_comms.ai_client import AiClient, AiError
 from ai_comms.clock import iso, parse_iso, utc_now
 from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
-from ai_comms.heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.masking import mask_address
 from ai_comms.models.conversation import UNKNOWN_SID, Conversation, PendingReply, StoredMessage
 from ai_comms.models.events import HandoffRequested, ReplyReceived, ReplyWindowClosed
 from ai_comms.models.tenant import ChannelSettings, ProjectConfig
-from ai_comms.opt_out import read_burst
-from ai_comms.publisher import EventPublisher, PublishFailed
-from ai_comms.reply_records import ConversationMissing, LeaseHeld, LeaseLost, LeaseRef, ReplyRecords
-from ai_comms.secrets import SecretUnavailable, get_secret_json
+from ai_comms.providers import aws_clients
+from ai_comms.providers.events import EventPublisher, PublishFailed
+from ai_comms.providers.openai_client import AiClient, AiError
+from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
+from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat, queue_url_from_arn
+from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
+from ai_comms.replies.opt_out import read_burst
 from ai_comms.splitting import split_message
-from ai_comms.tenants import TenantRepository
+from ai_comms.store.reply_records import ConversationMissing, LeaseHeld, LeaseLost, LeaseRef, ReplyRecords
+from ai_comms.store.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
-from ai_comms.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 
 logger = Logger(child=True)
 metrics = Metrics()

@@ -4,8 +4,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.dynamo import from_item, to_item
 from ai_comms.models.tenant import ADDRESS_KEY_PREFIX, ADDRESS_SORT_KEY, AddressRoute, ProjectConfig
+from ai_comms.store.dynamo import from_item, to_item
 
 
 class AddressTaken(Exception):

@@ -5,8 +5,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.dynamo import from_item, to_value
 from ai_comms.models.conversation import Conversation, StoredMessage
+from ai_comms.store.dynamo import from_item, to_value
 
 LATEST_INDEX = "by-company-address"
 
