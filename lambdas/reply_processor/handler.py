@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from ai_comms.replies.service import QueuedRecord, RecordFailed, ReplyService, parse_reply_event
+from ai_comms.replies.record import QueuedRecord, RecordFailed, parse_reply_event
+from ai_comms.replies.service import ReplyService
 
 logger = Logger()
 metrics = Metrics()

@@ -8,7 +8,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ai_comms.http_errors import install_error_handlers
-from ai_comms.inbound.webhook import InboundService, WebhookRequest, public_url
+from ai_comms.inbound.form import public_url
+from ai_comms.inbound.webhook import InboundService, WebhookRequest
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -53,5 +54,4 @@ def receive(channel: str) -> Response[str]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service.register_context(context)
     return app.resolve(event, context)

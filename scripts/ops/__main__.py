@@ -248,7 +248,8 @@ def _tenant_list(target: Target, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _conversation_show(target: Target, args: argparse.Namespace, out: TextIO) -> int:
-    conversation, count = conversations.show(target, args.tel, args.conversation_id)
+    shown = conversations.show(target, args.tel, args.conversation_id)
+    conversation, count = shown.conversation, shown.count
 
     def address(value: str) -> str:
         return value if args.reveal else mask_address(value)
@@ -278,10 +279,10 @@ def _conversation_show(target: Target, args: argparse.Namespace, out: TextIO) ->
     )
     print(file=out)
     rows = [
-        (i, m.direction, m.at, m.sid, m.body if args.reveal else mask_body(m.body))
-        for i, m in enumerate(conversation.messages, start=1)
+        (i, m.direction, m.author, m.at, m.sid or "-", m.body if args.reveal else mask_body(m.body))
+        for i, m in enumerate(shown.messages, start=1)
     ]
-    print(render(["#", "direction", "at", "sid", "body"], rows, right=(0,)), file=out)
+    print(render(["#", "direction", "author", "at", "sid", "body"], rows, right=(0,)), file=out)
     return EXIT_OK
 
 

@@ -5,14 +5,17 @@ Handback is one conditional update: it clears `handoff_to_human` only if it is s
 next message to the AI as soon as the flag is clear.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.dynamo import from_item
+from ai_comms.store.messages import MessageRepository
 from ops.errors import NotFound, OpsError
 from ops.target import Target
 
@@ -39,17 +42,28 @@ def all_for(target: Target, tel: str) -> list[Conversation]:
     return sorted(found, key=lambda c: c.created_at)
 
 
-def show(target: Target, tel: str, conversation_id: str | None) -> tuple[Conversation, int]:
-    """The given conversation, or the customer's latest; with how many conversations the number has."""
+@dataclass(frozen=True)
+class Shown:
+    conversation: Conversation
+    # How many conversations the customer's number has.
+    count: int
+    messages: list[Message]
+
+
+def show(target: Target, tel: str, conversation_id: str | None) -> Shown:
+    """The given conversation, or the customer's latest, with its messages in order."""
     if conversation_id:
         conversation = _repository(target).get(normalise_tel(tel), conversation_id)
         if conversation is None:
             raise NotFound(f"no conversation {conversation_id} for that number")
-        return conversation, len(all_for(target, tel))
-    conversations = all_for(target, tel)
-    if not conversations:
-        raise NotFound("no conversation for that number")
-    return conversations[-1], len(conversations)
+        count = len(all_for(target, tel))
+    else:
+        conversations = all_for(target, tel)
+        if not conversations:
+            raise NotFound("no conversation for that number")
+        conversation, count = conversations[-1], len(conversations)
+    messages = MessageRepository(target.client("dynamodb"), target.messages_table)
+    return Shown(conversation, count, list(messages.all_of(conversation.conversation_id)))
 
 
 def handback(target: Target, tel: str, conversation_id: str) -> Conversation:

@@ -90,6 +90,14 @@ class Target:
         return self._table("conversations", "conversations")
 
     @property
+    def messages_table(self) -> str:
+        return self._table("messages", "messages")
+
+    @property
+    def idempotency_table(self) -> str:
+        return self._table("idempotency", "idempotency")
+
+    @property
     def bus_name(self) -> str:
         value = self.outputs.get("event_bus_name")
         return value if isinstance(value, str) else self.name

@@ -25,10 +25,12 @@ class Settings:
     company_table: str
     conversations_table: str
     idempotency_table: str
+    messages_table: str
     event_bus_name: str
     channels: dict[str, ChannelRuntime] = field(default_factory=dict)
     public_base_url: str = ""
-    max_body_bytes: int = 16384
+    # MAX_BODY_BYTES when Terraform sets it; else each API function's own default.
+    max_body_bytes: int | None = None
     tenant_cache_seconds: int = 60
     secret_cache_seconds: int = 300
     conversation_ttl_days: int = 90
@@ -46,10 +48,11 @@ class Settings:
             company_table=_required("COMPANY_TABLE"),
             conversations_table=_required("CONVERSATIONS_TABLE"),
             idempotency_table=_required("IDEMPOTENCY_TABLE"),
+            messages_table=_required("MESSAGES_TABLE"),
             event_bus_name=_required("EVENT_BUS_NAME"),
             channels=channels,
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "").rstrip("/"),
-            max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "16384")),
+            max_body_bytes=int(os.environ["MAX_BODY_BYTES"]) if os.environ.get("MAX_BODY_BYTES") else None,
             tenant_cache_seconds=int(os.environ.get("TENANT_CACHE_SECONDS", "60")),
             secret_cache_seconds=int(os.environ.get("SECRET_CACHE_SECONDS", "300")),
             conversation_ttl_days=int(os.environ.get("CONVERSATION_TTL_DAYS", "90")),

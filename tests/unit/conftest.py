@@ -8,18 +8,28 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
+from ai_comms.models.message import Message
 from ai_comms.models.tenant import AiSettings, ChannelSettings, ProjectConfig
 from ai_comms.providers import aws_clients
+from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
+
+from .outbox_pump import OutboxPump
 
 REGION = "eu-west-1"
 COMPANY_NUMBER = "+14155550100"
 CUSTOMER_NUMBER = "+447700900123"
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "unit-auth-token"
-TABLES = {"company": "t-company-data", "conversations": "t-conversations", "idempotency": "t-idempotency"}
+TABLES = {
+    "company": "t-company-data",
+    "conversations": "t-conversations",
+    "idempotency": "t-idempotency",
+    "messages": "t-messages",
+}
 BUS = "t-bus"
 
 
@@ -29,9 +39,12 @@ class Cloud:
     sqs: Any
     events: Any
     queues: dict[str, str]
+    outbox: OutboxPump | None = None
 
     def drain(self, name: str) -> list[dict[str, Any]]:
-        """Every event waiting in a queue, as EventBridge delivered it."""
+        """Every event waiting in a queue, as EventBridge delivered it (after the outbox relay ran)."""
+        if self.outbox is not None:
+            self.outbox.pump()
         found: list[dict[str, Any]] = []
         for _ in range(5):
             answer = self.sqs.receive_message(QueueUrl=self.queues[name], MaxNumberOfMessages=10)
@@ -82,6 +95,19 @@ def create_tables(dynamodb: Any, names: dict[str, str] = TABLES) -> None:
         ],
     )
     dynamodb.create_table(
+        TableName=names["messages"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "conversation_id", "KeyType": "HASH"},
+            {"AttributeName": "position", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "conversation_id", "AttributeType": "S"},
+            {"AttributeName": "position", "AttributeType": "S"},
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    dynamodb.create_table(
         TableName=names["idempotency"],
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -101,6 +127,11 @@ def _routing(events: Any, sqs: Any) -> dict[str, str]:
         events.put_targets(Rule=f"r-{route}", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
         queues[route] = url
     return queues
+
+
+def history(cloud: Cloud, conversation_id: str) -> list[Message]:
+    """A conversation's message items in order."""
+    return list(MessageRepository(cloud.dynamodb, TABLES["messages"]).all_of(conversation_id))
 
 
 def demo_project(**overrides: Any) -> ProjectConfig:
@@ -128,6 +159,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         "COMPANY_TABLE": TABLES["company"],
         "CONVERSATIONS_TABLE": TABLES["conversations"],
         "IDEMPOTENCY_TABLE": TABLES["idempotency"],
+        "MESSAGES_TABLE": TABLES["messages"],
         "EVENT_BUS_NAME": BUS,
         "CHANNELS": json.dumps({"whatsapp": {"address_prefix": "whatsapp:"}, "sms": {"address_prefix": ""}}),
         "POWERTOOLS_METRICS_NAMESPACE": "AiCommsTest",
@@ -137,7 +169,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
     with mock_aws():
-        aws_clients.client.cache_clear()
+        aws_clients.clear()
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         events = boto3.client("events", region_name=REGION)
@@ -149,8 +181,13 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
             SecretString=json.dumps({"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}),
         )
         TenantRepository(dynamodb, TABLES["company"]).put_project(demo_project(), "2026-01-01T00:00:00Z")
-        yield Cloud(dynamodb=dynamodb, sqs=sqs, events=events, queues=queues)
-        aws_clients.client.cache_clear()
+        # botocore addresses DynamoDB Streams by the account in the stream ARN, a host moto does not serve.
+        streams = boto3.client(
+            "dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
+        )
+        outbox = OutboxPump(dynamodb, streams, TABLES["messages"])
+        yield Cloud(dynamodb=dynamodb, sqs=sqs, events=events, queues=queues, outbox=outbox)
+        aws_clients.clear()
 
 
 @pytest.fixture

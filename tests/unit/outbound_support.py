@@ -177,7 +177,7 @@ def sender(outbound: Outbound, fakes: tuple[OpenAIFake, TwilioFake], monkeypatch
     monkeypatch.setenv("TWILIO_TIMEOUT_SECONDS", "5")
     monkeypatch.setenv("CLAIM_WAIT_SECONDS", "5")
     parameters.clear_caches()
-    aws_clients.client.cache_clear()
+    aws_clients.clear()
     import lambdas.channel_sender.handler as module
 
     return importlib.reload(module)

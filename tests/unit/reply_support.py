@@ -18,13 +18,14 @@ import pytest
 
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
 from ai_comms.store.conversations import ConversationRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.sqs_poller import sqs_record
 
 from .apigw import twilio_form, webhook_event
-from .conftest import BUS, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud
+from .conftest import BUS, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud, history
 from .lambda_context import FakeContext
 
 OPENAI_SECRET = "t/tenants/acme/openai"
@@ -59,6 +60,8 @@ class Replies:
         return sids
 
     def receive(self, visibility: int = 30) -> list[dict[str, Any]]:
+        if self.cloud.outbox is not None:
+            self.cloud.outbox.pump()  # the recorded messages' events onto the bus
         messages: list[dict[str, Any]] = []
         for _ in range(5):
             answer = self.cloud.sqs.receive_message(
@@ -123,6 +126,9 @@ class Replies:
         )
         assert found is not None
         return found
+
+    def history(self) -> list[Message]:
+        return history(self.cloud, self.conversation.conversation_id)
 
     def raw_item(self) -> dict[str, Any]:
         item: dict[str, Any] = self.cloud.dynamodb.get_item(

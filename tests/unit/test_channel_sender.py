@@ -13,7 +13,7 @@ from ai_comms.store.dynamo import from_item
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 
-from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud
+from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud, history
 from .lambda_context import FakeContext
 from .outbound_support import (
     CONTENT_SID,
@@ -51,6 +51,11 @@ def stored(cloud: Cloud, conversation_id: str) -> dict[str, Any]:
         ConsistentRead=True,
     )["Item"]
     return from_item(item)
+
+
+def messages_of(cloud: Cloud, conversation_id: str) -> list[dict[str, Any]]:
+    """The conversation's message items, in order, as stored."""
+    return [m.model_dump() for m in history(cloud, conversation_id)]
 
 
 def with_receive_count(messages: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
@@ -104,9 +109,11 @@ def test_template_sent_with_ai_variables_and_record_complete(
     assert record["customer_address"] == "whatsapp:" + CUSTOMER_NUMBER
     assert record["channel_created_at"] == f"whatsapp:{COMPANY_NUMBER}#{record['created_at']}"
     assert record["expires_at"] > time.time() + 80 * 86400
-    [history] = record["messages"]
-    assert history["direction"] == "outbound" and history["sid"] == message["sid"]
-    assert CONTENT_SID in history["body"] and variables["1"] in history["body"]
+    [history_item] = messages_of(cloud, conversation_id)
+    assert history_item["direction"] == "outbound" and history_item["sid"] == message["sid"]
+    assert history_item["author"] == "template" and history_item["seq"] == 0
+    assert history_item["expires_at"] == record["expires_at"]
+    assert CONTENT_SID in history_item["body"] and variables["1"] in history_item["body"]
     assert set(record["timings"]) == {"queue_ms", "ai_ms", "send_ms", "request_to_sent_ms"}
     assert "send_claim_id" not in record and "last_error" not in record
 
@@ -173,7 +180,7 @@ def test_concurrent_deliveries_send_once(
     assert results == [[], [], []]
     assert len(twilio_fake.messages()) == 1
     record = stored(cloud, conversation_id)
-    assert record["status"] == "active" and len(record["messages"]) == 1
+    assert record["status"] == "active" and len(messages_of(cloud, conversation_id)) == 1
     # Every delivery converged on the AI conversation the record kept.
     assert {
         e["conversation_id"] for e in openai_fake.requests.snapshot() if e["path"].endswith("/responses")
@@ -420,8 +427,8 @@ def test_an_expired_claim_is_closed_as_outcome_unknown_never_resent(
     record = stored(cloud, conversation_id)
     assert record["status"] == "active" and record["send_outcome_unknown"] is True
     assert "send_claim_id" not in record and "template_sid" not in record
-    [history] = record["messages"]
-    assert history["sid"] == "unknown" and CONTENT_SID in history["body"]
+    [history_item] = messages_of(cloud, conversation_id)
+    assert history_item["sid"] == "unknown" and CONTENT_SID in history_item["body"]
 
 
 def test_a_twilio_read_timeout_is_outcome_unknown_and_never_resent(

@@ -22,7 +22,7 @@ from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.dynamo import from_item
 
 from .apigw import HOST, STAGE, twilio_form, webhook_event
-from .conftest import ACCOUNT_SID, AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud
+from .conftest import ACCOUNT_SID, AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud, history
 from .fuzz_support import FUZZ, STRICT_E164, catch_all, published
 from .lambda_context import FakeContext
 from .test_webhook import open_conversation
@@ -82,8 +82,7 @@ def invoke(webhook: Any, event: dict[str, Any]) -> int:
 
 
 def stored_messages(cloud: Cloud) -> list[dict[str, Any]]:
-    items = cloud.dynamodb.scan(TableName=TABLES["conversations"]).get("Items", [])
-    return [m for item in items for m in from_item(item).get("messages", [])]
+    return [from_item(item) for item in cloud.dynamodb.scan(TableName=TABLES["messages"]).get("Items", [])]
 
 
 def claims(cloud: Cloud) -> int:
@@ -341,7 +340,7 @@ def test_signed_unicode_body_is_accepted_and_round_trips(
     assert published_event["detail"]["body"] == body
     assert published_event["detail"]["route"] == "ai_reply"
     stored = ConversationRepository(fuzz_cloud.dynamodb, TABLES["conversations"]).get(tel, "c-" + tel)
-    assert stored is not None and [m.body for m in stored.messages] == [body]
+    assert stored is not None and [m.body for m in history(fuzz_cloud, stored.conversation_id)] == [body]
 
 
 @pytest.mark.parametrize(

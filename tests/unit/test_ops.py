@@ -22,9 +22,11 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from ai_comms.masking import mask_address
-from ai_comms.models.conversation import Conversation, StoredMessage
+from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
 from ai_comms.models.tenant import ProjectConfig
 from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
 from ops import dlq, replay
 from ops.__main__ import main
@@ -117,6 +119,7 @@ def _make_tables(dynamodb: Any) -> None:
             "company": f"{NAME}-company-data",
             "conversations": f"{NAME}-conversations",
             "idempotency": f"{NAME}-idempotency",
+            "messages": f"{NAME}-messages",
         },
     )
 
@@ -652,13 +655,18 @@ def _conversation(env: Env, conversation_id: str, created_at: str, **fields: Any
         customer_address="whatsapp:" + CUSTOMER,
         created_at=created_at,
         updated_at=created_at,
-        messages=[
-            StoredMessage(direction="outbound", sid="SMout1", body="Hello from Acme", at=created_at),
-            StoredMessage(direction="inbound", sid="SMin1", body=SECRET_BODY, at=created_at),
-        ],
         **fields,
     )
     assert ConversationRepository(env.dynamodb, f"{NAME}-conversations").put_new(conversation)
+    common = {"conversation_id": conversation_id, "at": created_at}
+    MessageRepository(env.dynamodb, f"{NAME}-messages").put_all(
+        [
+            Message(
+                direction="outbound", author="template", seq=0, sid="SMout1", body="Hello from Acme", **common
+            ),
+            Message(direction="inbound", author="customer", seq=1, sid="SMin1", body=SECRET_BODY, **common),
+        ]
+    )
     return conversation
 
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from ai_comms.clock import utc_now
 from ai_comms.critical import POST_SEND_EVENT
-from ai_comms.models.conversation import UNKNOWN_SID
+from ai_comms.models.message import UNKNOWN_SID
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.reply_records import ReplyRecords
 
@@ -74,7 +74,7 @@ def test_openai_down_beyond_sdk_retries_fails_the_record_then_the_retry_replies_
 
 
 def test_retry_backoff_grows_with_the_receive_count(replies: Replies) -> None:
-    from ai_comms.replies.service import QueuedRecord
+    from ai_comms.replies.record import QueuedRecord
 
     def record(count: int) -> QueuedRecord:
         return QueuedRecord("m", "r", "arn:aws:sqs:eu-west-1:123456789012:q", count, "req", lambda: 1000)
@@ -124,7 +124,7 @@ def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) 
     replies.openai.script({"text": text, "action": "none"})
     replies.customer_says("long please")
     calls: list[str] = []
-    original = replies.handler.service._twilio.send_text
+    original = replies.handler.service._delivery._twilio.send_text
 
     def first_ok_then_down(*args: Any) -> str:
         calls.append(args[-1])
@@ -134,7 +134,9 @@ def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) 
             raise SendFailed("down", permanent=False)
         return str(original(*args))
 
-    with mock.patch.object(replies.handler.service._twilio, "send_text", side_effect=first_ok_then_down):
+    with mock.patch.object(
+        replies.handler.service._delivery._twilio, "send_text", side_effect=first_ok_then_down
+    ):
         assert len(replies.deliver()) == 1
     pending = replies.stored().pending_reply
     assert pending is not None and len(pending.parts) == 2 and len(pending.sent_sids) == 1
@@ -223,7 +225,7 @@ def test_recording_a_sent_sid_failing_logs_critical_and_stops_and_is_never_resen
     assert len(critical_records(caplog)) == 2
     stored = replies.stored()
     assert stored.pending_reply is None and stored.answered_seq == 2
-    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [
+    assert [m.sid for m in replies.history() if m.direction == "outbound"] == [
         UNKNOWN_SID,
         sent[1]["sid"],
         sent[2]["sid"],
@@ -251,7 +253,7 @@ def test_a_failed_final_write_is_not_resent_by_the_customers_next_message(
     assert getattr(unknown, "error_type", None) == "SendOutcomeUnknown"
     stored = replies.stored()
     assert stored.answered_seq == 2 and stored.pending_reply is None and stored.lease_owner is None
-    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [
+    assert [m.sid for m in replies.history() if m.direction == "outbound"] == [
         UNKNOWN_SID,
         replies.sent()[1]["sid"],
     ]
@@ -270,7 +272,7 @@ def test_a_twilio_read_timeout_is_critical_and_never_resent(
     assert getattr(critical, "error_type", None) == "SendOutcomeUnknown"
     stored = replies.stored()
     assert stored.answered_seq == 1 and stored.pending_reply is None and stored.status == "active"
-    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [UNKNOWN_SID]
+    assert [m.sid for m in replies.history() if m.direction == "outbound"] == [UNKNOWN_SID]
 
     replies.make_visible()  # nothing failed, so nothing comes back
     assert replies.deliver() == []
@@ -309,7 +311,7 @@ def test_a_handoff_whose_event_failed_is_published_by_the_retry_without_a_second
 ) -> None:
     replies.openai.script({"text": "A human will help.", "action": "handoff"})
     replies.customer_says("human please")
-    publisher = replies.handler.service._publisher
+    publisher = replies.handler.service._delivery._publisher
     failure = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
     with mock.patch.object(publisher._events, "put_events", return_value=failure):
         assert len(replies.deliver()) == 1

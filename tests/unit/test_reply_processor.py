@@ -9,7 +9,7 @@ from unittest import mock
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import utc_now
-from ai_comms.replies.service import MEDIA_ONLY_TEXT
+from ai_comms.replies.decide import MEDIA_ONLY_TEXT
 from ai_comms.store.conversations import ConversationRepository
 
 from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, demo_project
@@ -38,7 +38,7 @@ def test_reply_is_sent_and_both_messages_are_in_the_history(replies: Replies) ->
     assert sent["from"] == "whatsapp:" + COMPANY_NUMBER
     assert sent["body"] == "Thanks! You said: Where is my parcel?"
     stored = replies.stored()
-    assert [(m.direction, m.sid, m.body) for m in stored.messages] == [
+    assert [(m.direction, m.sid, m.body) for m in replies.history()] == [
         ("inbound", sid, "Where is my parcel?"),
         ("outbound", sent["sid"], sent["body"]),
     ]
@@ -51,7 +51,7 @@ def test_reply_is_sent_and_both_messages_are_in_the_history(replies: Replies) ->
     assert call["body"]["max_output_tokens"] == 500
     assert "Be brief." in call["body"]["instructions"]
     assert call["body"]["text"]["format"]["type"] == "json_schema"
-    assert all(m.at.endswith("Z") for m in stored.messages)
+    assert all(m.at.endswith("Z") for m in replies.history())
     item: Any = replies.raw_item()
     assert "pending_reply" not in item and "lease_until" not in item
 
@@ -68,7 +68,7 @@ def test_a_burst_gets_one_ai_call_with_every_message_in_order_and_one_reply(repl
     assert sent["body"] == "Thanks! You said: " + "\n\n".join(bodies)
     stored = replies.stored()
     assert stored.answered_seq == 5
-    assert [m.direction for m in stored.messages] == ["inbound"] * 5 + ["outbound"]
+    assert [m.direction for m in replies.history()] == ["inbound"] * 5 + ["outbound"]
 
 
 def test_a_burst_in_one_batch_is_also_answered_once(replies: Replies) -> None:
@@ -119,7 +119,8 @@ def test_a_message_sent_while_the_ai_is_slow_gets_its_own_later_reply(replies: R
         "Thanks! You said: second question",
     ]
     stored = replies.stored()
-    assert [m.direction for m in stored.messages] == ["inbound", "inbound", "outbound", "outbound"]
+    # In conversation order: each reply right after the message it answered.
+    assert [m.direction for m in replies.history()] == ["inbound", "outbound", "inbound", "outbound"]
     assert stored.answered_seq == 2
 
 
@@ -185,9 +186,9 @@ def test_a_4000_character_reply_goes_out_as_three_ordered_parts(replies: Replies
     bodies = [m["body"] for m in replies.sent()]
     assert len(bodies) == 3 and all(len(b) <= 1600 for b in bodies)
     assert "".join("".join(bodies).split()) == "".join(text.split())
-    stored = replies.stored()
-    assert [m.body for m in stored.messages if m.direction == "outbound"] == bodies
-    assert [m.sid for m in stored.messages if m.direction == "outbound"] == [m["sid"] for m in replies.sent()]
+    outbound = [m for m in replies.history() if m.direction == "outbound"]
+    assert [m.body for m in outbound] == bodies
+    assert [m.sid for m in outbound] == [m["sid"] for m in replies.sent()]
 
 
 def test_stop_opts_out_with_one_confirmation_and_start_opts_back_in(replies: Replies) -> None:
@@ -254,7 +255,7 @@ def test_no_reply_when_the_last_customer_message_is_older_than_24_hours(replies:
     extra_queue(replies.cloud, "window", {"detail-type": ["ReplyWindowClosed"]})
     replies.customer_says("are you there?")
     later = utc_now() + timedelta(hours=25)
-    with mock.patch("ai_comms.replies.service.utc_now", return_value=later):
+    with mock.patch("ai_comms.replies.decide.utc_now", return_value=later):
         assert replies.deliver() == []
 
     assert replies.sent() == [] and replies.ai_calls() == []
@@ -266,7 +267,7 @@ def test_no_reply_when_the_last_customer_message_is_older_than_24_hours(replies:
 
 def test_sms_has_no_reply_window(replies: Replies) -> None:
     # Only WhatsApp limits free-form replies; the window check keys on the address form.
-    assert not replies.handler.service._window_closed(
+    assert not replies.handler.service._decider._window_closed(
         replies.conversation.model_copy(
             update={"customer_address": CUSTOMER_NUMBER, "last_inbound_at": "2020-01-01T00:00:00.000Z"}
         ),
@@ -309,7 +310,7 @@ def test_a_failed_handoff_notice_does_not_hold_up_the_handoff(replies: Replies) 
     replies.openai.script({"text": "A colleague will help.", "action": "handoff"})
     replies.customer_says("a person please")
     with mock.patch.object(
-        replies.handler.service._sns,
+        replies.handler.service._delivery._sns,
         "publish",
         side_effect=ClientError(
             {"Error": {"Code": "KMSThrottlingException", "Message": "injected"}}, "Publish"

@@ -1,6 +1,7 @@
 """The Twilio webhook handler against in-process AWS: statuses, dedupe, routing, nothing stored on refusal."""
 
 import json
+import time
 from typing import Any
 from unittest import mock
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from ai_comms.models.conversation import Conversation
 from ai_comms.store.conversations import ConversationRepository
 
 from .apigw import twilio_form, webhook_event
-from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud
+from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud, history
 from .lambda_context import FakeContext
 
 
@@ -63,7 +64,7 @@ def test_signed_reply_is_recorded_and_routed_to_the_ai(cloud: Cloud, webhook: An
         CUSTOMER_NUMBER, conversation.conversation_id
     )
     assert stored is not None
-    assert [(m.direction, m.sid, m.body) for m in stored.messages] == [
+    assert [(m.direction, m.sid, m.body) for m in history(cloud, conversation.conversation_id)] == [
         ("inbound", form["MessageSid"], "Where is my parcel?")
     ]
     assert stored.last_inbound_at is not None
@@ -100,7 +101,7 @@ def test_same_message_sid_three_times_publishes_once(cloud: Cloud, webhook: Any)
     stored = ConversationRepository(cloud.dynamodb, TABLES["conversations"]).get(
         CUSTOMER_NUMBER, conversation.conversation_id
     )
-    assert stored is not None and len(stored.messages) == 1
+    assert stored is not None and len(history(cloud, conversation.conversation_id)) == 1
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def test_bad_signature_is_403_and_nothing_happens(cloud: Cloud, webhook: Any, si
     stored = ConversationRepository(cloud.dynamodb, TABLES["conversations"]).get(
         CUSTOMER_NUMBER, conversation.conversation_id
     )
-    assert stored is not None and stored.messages == []
+    assert stored is not None and history(cloud, conversation.conversation_id) == []
     assert (
         "Items" not in cloud.dynamodb.scan(TableName=TABLES["idempotency"])
         or not cloud.dynamodb.scan(TableName=TABLES["idempotency"])["Items"]
@@ -179,7 +180,7 @@ def test_repeated_form_fields_are_signed_and_kept(cloud: Cloud, webhook: Any) ->
         (lambda e: e.update(body="%%%not-a-form"), 400),
         (lambda e: e.update(body=""), 400),
         (lambda e: e.update(body="not base64!", isBase64Encoded=True), 400),
-        (lambda e: e.update(body="To=" + "x" * 20000), 413),
+        (lambda e: e.update(body="To=" + "x" * 70000), 413),
     ],
     ids=["malformed", "empty", "bad-base64", "too-large"],
 )
@@ -213,17 +214,96 @@ def test_unknown_company_number_is_403(cloud: Cloud, webhook: Any) -> None:
     assert invoke(webhook, webhook_event(form))["statusCode"] == 403
 
 
-def test_failed_publish_is_5xx_and_the_retry_publishes_once(cloud: Cloud, webhook: Any) -> None:
+def test_a_failing_event_bus_loses_nothing_the_webhook_accepted(cloud: Cloud, webhook: Any) -> None:
     conversation = open_conversation(cloud)
     event = webhook_event()
-    failure = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
-    with mock.patch.object(webhook.service._publisher._events, "put_events", return_value=failure):
-        assert invoke(webhook, event)["statusCode"] == 503
-    assert all(not found for found in all_events(cloud).values())
+    # Stored in one transaction: accepted, whatever the bus does afterwards.
     assert invoke(webhook, event)["statusCode"] == 200
+    relay = cloud.outbox
+    assert relay is not None
+    failure = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]}
+    with mock.patch.object(relay.load().relay._publisher._events, "put_events", return_value=failure):
+        assert relay.pump() == 0  # refused: the record stays on the stream for the retry
+    assert relay.invocations[-1]["batchItemFailures"] != []
+    # Twilio's retry of the same message is a no-op; the relay's retry publishes the event once.
     assert invoke(webhook, event)["statusCode"] == 200
     assert len(all_events(cloud)["ai_reply"]) == 1
+    assert all(not found for found in all_events(cloud).values())
     stored = ConversationRepository(cloud.dynamodb, TABLES["conversations"]).get(
         CUSTOMER_NUMBER, conversation.conversation_id
     )
-    assert stored is not None and len(stored.messages) == 1 and stored.inbound_seq == 1
+    assert stored is not None and len(history(cloud, conversation.conversation_id)) == 1
+    assert stored.inbound_seq == 1
+
+
+def _dynamodb_calls(cloud: Cloud) -> list[str]:
+    """Records the operation of every DynamoDB call the webhook makes from now on."""
+    calls: list[str] = []
+    cloud.dynamodb.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name), unique_id="count-calls"
+    )
+    return calls
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"To": "whatsapp:+1" + "4" * 3000},
+        {"To": "whatsapp:" + "x" * 70},
+        {"To": "+14155550100"},
+    ],
+    ids=["to-beyond-a-key", "to-not-a-number", "to-of-another-channel"],
+)
+def test_a_to_dynamodb_would_refuse_as_a_key_is_400_before_any_aws_call(
+    cloud: Cloud, webhook: Any, field: dict[str, str]
+) -> None:
+    from ai_comms.providers import aws_clients
+
+    open_conversation(cloud)
+    with mock.patch.object(aws_clients, "client", side_effect=AssertionError("no AWS call expected")) as made:
+        answer = invoke(webhook, webhook_event(twilio_form(**field)))
+    assert answer["statusCode"] == 400
+    made.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [{"From": "whatsapp:+44" + "7" * 2000}, {"MessageSid": "SM" + "a" * 3000}],
+    ids=["from", "message-sid"],
+)
+def test_signed_fields_too_long_for_a_key_are_400_before_the_store_is_written(
+    cloud: Cloud, webhook: Any, field: dict[str, str]
+) -> None:
+    conversation = open_conversation(cloud)
+    webhook.service._dynamodb = cloud.dynamodb  # count on the client the test can see
+    webhook.service._conversations._db = cloud.dynamodb
+    calls = _dynamodb_calls(cloud)
+    answer = invoke(webhook, webhook_event(twilio_form(**field)))
+    assert answer["statusCode"] == 400
+    # At most the tenant lookup ran; nothing was queried with, or written from, the long field.
+    assert set(calls) <= {"GetItem"}
+    assert history(cloud, conversation.conversation_id) == []
+
+
+def test_every_message_moves_the_conversations_expiry_on(cloud: Cloud, webhook: Any) -> None:
+    conversation = open_conversation(cloud, expires_at=1_000)
+    repository = ConversationRepository(cloud.dynamodb, TABLES["conversations"])
+
+    assert invoke(webhook, webhook_event())["statusCode"] == 200
+
+    stored = repository.get(CUSTOMER_NUMBER, conversation.conversation_id)
+    assert stored is not None and stored.expires_at is not None
+    ninety_days = 90 * 86400
+    assert abs(stored.expires_at - (time.time() + ninety_days)) < 60
+    assert stored.last_activity_at == stored.last_inbound_at
+    [message] = history(cloud, conversation.conversation_id)
+    assert message.expires_at == stored.expires_at
+
+
+def test_a_webhook_is_two_aws_calls_once_warm(cloud: Cloud, webhook: Any) -> None:
+    open_conversation(cloud)
+    assert invoke(webhook, webhook_event())["statusCode"] == 200  # warms the tenant and secret caches
+    webhook.service._conversations._db = cloud.dynamodb
+    calls = _dynamodb_calls(cloud)
+    assert invoke(webhook, webhook_event())["statusCode"] == 200
+    assert calls == ["Query", "TransactWriteItems"]

@@ -1,48 +1,52 @@
-"""What the Twilio webhook does with a customer's message: authenticate, dedupe, record, route, publish.
+"""What the Twilio webhook does with a customer's message: authenticate, record once, route.
 
-Order matters: nothing is stored or published before the signature is verified, and a message is
-claimed in the idempotency table before it is recorded, so a Twilio retry after success publishes
-nothing; a failure before the publish releases the claim, so the retry does the work.
+Order matters: nothing is read from the store with a request field before that field is checked
+(a key DynamoDB would refuse is a 400, not a 500), and nothing is stored before the signature is
+verified. A matched message is then one transaction (the conversation's next sequence number, the
+message item, the MessageSid claim): once it commits the message is safe and the answer is 200.
+Its ReplyReceived event is not published here: the messages table's stream carries every new
+message to the outbox relay (inbound.outbox), which publishes it. So a failing event bus never
+loses an accepted message, and a warm, matched message costs two AWS calls (one Query, one
+TransactWriteItems). Twilio does not retry a webhook answered 5xx by default (only connection
+failures and timeouts), so a 5xx is kept for failures before anything was stored.
 """
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from ai_comms.addresses import AddressError, tel_of
 from ai_comms.clock import iso, utc_now
 from ai_comms.config import ChannelRuntime, Settings
-from ai_comms.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RetryLater
+from ai_comms.errors import BadRequest, Forbidden, NotFound, RetryLater
+from ai_comms.inbound.form import WEBHOOK_MAX_BODY_BYTES, decode_form
 from ai_comms.masking import mask_address
-from ai_comms.models.conversation import StoredMessage
+from ai_comms.models.conversation import Conversation
 from ai_comms.models.events import ReplyReceived, ReplyRoute
+from ai_comms.models.message import Message
 from ai_comms.models.tenant import AddressRoute, ProjectConfig
 from ai_comms.models.twilio_inbound import TwilioInbound
 from ai_comms.providers import aws_clients
 from ai_comms.providers.events import EventPublisher, PublishFailed
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.twilio_signature import FormParams, is_valid_signature
-from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.claims import Claims
+from ai_comms.store.conversations import INBOUND_CLAIM_PREFIX, ConversationRepository, Recorded
+from ai_comms.store.dynamo import condition_failed
+from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
 
 logger = Logger(child=True)
 
-DEDUPE_SECONDS = 7 * 24 * 3600
-MAX_FORM_FIELDS = 200
+# A message racing another of the same conversation re-reads it; past this many tries the
+# conversation is too busy and Twilio gets a 503 (nothing was stored).
+MAX_RECORD_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -62,94 +66,43 @@ class Accepted:
     duplicate: bool
 
 
-def public_url(
-    public_base_url: str,
-    channel: str,
-    headers: Mapping[str, str],
-    domain: str | None,
-    stage_path: str | None,
-    query: Mapping[str, list[str]] | None,
-) -> str:
-    """The URL Twilio signed: the configured public base wins; else scheme, host and the stage path."""
-    if public_base_url:
-        url = f"{public_base_url}/{channel}"
-    else:
-        scheme = headers.get("x-forwarded-proto") or "https"
-        host = headers.get("host") or domain or ""
-        url = f"{scheme}://{host}{stage_path or '/' + channel}"
-    if query:
-        url += "?" + urlencode([(k, v) for k, values in query.items() for v in values])
-    return url
-
-
-def decode_form(body: str | None, is_base64: bool, max_bytes: int) -> FormParams:
-    if body is None or body == "":
-        raise BadRequest("empty body")
-    if len(body) > max_bytes * 4 // 3 + 4:
-        raise PayloadTooLarge("body too large")
-    if is_base64:
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError) as error:
-            raise BadRequest("body is flagged base64 but is not") from error
-    else:
-        raw = body.encode("utf-8", errors="surrogatepass")
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge("body too large")
-    try:
-        text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=MAX_FORM_FIELDS)
-    except (UnicodeDecodeError, ValueError) as error:
-        raise BadRequest("body is not a url-encoded form") from error
-    params = FormParams()
-    for name, value in pairs:
-        params.setdefault(name, []).append(value)
-    return params
-
-
 class InboundService:
     def __init__(self, settings: Settings, dynamodb: Any, events: Any) -> None:
         self._settings = settings
         self._tenants = TenantRepository(dynamodb, settings.company_table)
         self._conversations = ConversationRepository(dynamodb, settings.conversations_table)
+        self._messages = MessageRepository(dynamodb, settings.messages_table)
+        self._claims = Claims(settings.idempotency_table, INBOUND_CLAIM_PREFIX)
+        self._dynamodb = dynamodb
         self._publisher = EventPublisher(events, settings.event_bus_name)
         self._routes: TtlCache[str, AddressRoute | None] = TtlCache(settings.tenant_cache_seconds)
         self._projects: TtlCache[tuple[str, str], ProjectConfig | None] = TtlCache(
             settings.tenant_cache_seconds
         )
-        self._idempotency = IdempotencyConfig(
-            event_key_jmespath="message_sid",
-            expires_after_seconds=DEDUPE_SECONDS,
-            raise_on_no_idempotency_key=True,
-            response_hook=self._on_duplicate,
-        )
-        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
-        self._accept_once = idempotent_function(
-            data_keyword_argument="message",
-            persistence_store=persistence,
-            config=self._idempotency,
-            key_prefix="twilio-inbound",
-        )(self._accept)
 
     @classmethod
     def from_env(cls) -> "InboundService":
-        return cls(Settings.from_env(), aws_clients.client("dynamodb"), aws_clients.client("events"))
+        return cls(Settings.from_env(), aws_clients.lazy("dynamodb"), aws_clients.lazy("events"))
 
     @property
     def public_base_url(self) -> str:
         return self._settings.public_base_url
 
-    def register_context(self, context: Any) -> None:
-        self._idempotency.register_lambda_context(context)
-
     def handle(self, request: WebhookRequest) -> Accepted:
         channel = self._settings.channels.get(request.channel)
         if channel is None:
             raise NotFound(f"unknown channel {request.channel!r}")
-        params = decode_form(request.body, request.is_base64, self._settings.max_body_bytes)
+        params = decode_form(
+            request.body, request.is_base64, self._settings.max_body_bytes or WEBHOOK_MAX_BODY_BYTES
+        )
         to = params.first("To")
         if not to:
             raise BadRequest("missing field: To")
+        try:
+            # Before the tenant lookup uses it as a key: anything but a channel address is a 400.
+            tel_of(to, channel.address_prefix)
+        except AddressError as error:
+            raise BadRequest(f"To is not a {channel.name} address") from error
         project = self._project_for(to, channel)
         self._verify(project, channel, request, params)
         try:
@@ -161,25 +114,17 @@ class InboundService:
             customer_tel = tel_of(inbound.from_, channel.address_prefix)
         except AddressError as error:
             raise BadRequest(f"From is not a {channel.name} address") from error
-        message = {
-            "message_sid": inbound.message_sid,
-            "channel": channel.name,
-            "company_id": project.company_id,
-            "project_id": project.project_id,
-            "customer_tel": customer_tel,
-            "customer_address": inbound.from_,
-            "company_address": inbound.to,
-            "body": inbound.body,
-            "num_media": inbound.num_media,
-        }
-        try:
-            result = self._accept_once(message=message)
-        except IdempotencyAlreadyInProgressError as error:
-            raise RetryLater("this message is being processed") from error
-        except PublishFailed as error:
-            logger.error("publish failed; Twilio will retry", extra={"message_sid": inbound.message_sid})
-            raise RetryLater("event bus unavailable") from error
-        return Accepted(route=result.get("route"), duplicate=bool(result.get("duplicate")))
+        for _ in range(MAX_RECORD_ATTEMPTS):
+            conversation = self._conversations.latest_for(customer_tel, inbound.to)
+            if conversation is None:
+                return self._publish_unmatched(channel, project, inbound, customer_tel)
+            recorded = self._record(conversation, inbound)
+            if recorded is not None:
+                return recorded
+        logger.warning(
+            "conversation kept changing; Twilio gets a 503", extra={"message_sid": inbound.message_sid}
+        )
+        raise RetryLater("conversation busy")
 
     def _project_for(self, to: str, channel: ChannelRuntime) -> ProjectConfig:
         route = self._routes.get_or_load(to, lambda: self._tenants.find_route(to))
@@ -214,51 +159,89 @@ class InboundService:
             logger.warning("account sid does not match the tenant", extra={"project_id": project.project_id})
             raise Forbidden("request not authenticated")
 
-    def _accept(self, message: dict[str, Any]) -> dict[str, Any]:
-        received_at = iso(utc_now())
-        conversation = self._conversations.latest_for(message["customer_tel"], message["company_address"])
-        conversation_id: str | None = None
-        inbound_seq: int | None = None
-        route: ReplyRoute = "unmatched"
-        if conversation is not None:
-            recorded = self._conversations.record_inbound(
-                conversation,
-                StoredMessage(
-                    direction="inbound", sid=message["message_sid"], body=message["body"], at=received_at
-                ),
-            )
-            conversation_id = conversation.conversation_id
-            inbound_seq = recorded.inbound_seq
-            route = "handoff" if recorded.conversation.handoff_to_human else "ai_reply"
-        event = ReplyReceived(
-            channel=message["channel"],
+    def _record(self, conversation: Conversation, inbound: TwilioInbound) -> Accepted | None:
+        """Record the message on `conversation`; None when the record changed and must be read again."""
+        now = utc_now()
+        route: ReplyRoute = "handoff" if conversation.handoff_to_human else "ai_reply"
+        message = Message(
+            conversation_id=conversation.conversation_id,
+            direction="inbound",
+            author="customer",
+            seq=conversation.inbound_seq + 1,
+            sid=inbound.message_sid,
+            body=inbound.body,
+            at=iso(now),
+            num_media=inbound.num_media,
+            expires_at=self._expires_at(now),
             route=route,
-            company_id=message["company_id"],
-            project_id=message["project_id"],
-            conversation_id=conversation_id,
-            recipient_tel=message["customer_tel"],
-            customer_address=message["customer_address"],
-            company_address=message["company_address"],
-            message_sid=message["message_sid"],
-            body=message["body"],
-            num_media=message["num_media"],
-            inbound_seq=inbound_seq,
-            received_at=received_at,
+            channel=conversation.channel,
+            company_id=conversation.company_id,
+            project_id=conversation.project_id,
+            recipient_tel=conversation.recipient_tel,
+            customer_address=conversation.customer_address,
+            company_address=conversation.company_address,
         )
-        event_id = self._publisher.publish(event)
+        outcome = self._conversations.record_inbound(
+            conversation, message, self._messages, self._claims, self._expires_at(now)
+        )
+        if outcome is Recorded.CHANGED:
+            return None
+        duplicate = outcome is Recorded.DUPLICATE
         logger.info(
-            "reply accepted",
+            "duplicate message dropped" if duplicate else "reply recorded",
             extra={
-                "message_sid": message["message_sid"],
+                "message_sid": inbound.message_sid,
                 "route": route,
-                "conversation_id": conversation_id,
-                "from": mask_address(message["customer_address"]),
-                "event_id": event_id,
+                "conversation_id": conversation.conversation_id,
+                "inbound_seq": None if duplicate else message.seq,
+                "from": mask_address(conversation.customer_address),
             },
         )
-        return {"route": route, "event_id": event_id}
+        return Accepted(route=route, duplicate=duplicate)
 
-    @staticmethod
-    def _on_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-        logger.info("duplicate message dropped", extra={"idempotency_key": idempotent_data.idempotency_key})
-        return {**response, "duplicate": True}
+    def _publish_unmatched(
+        self, channel: ChannelRuntime, project: ProjectConfig, inbound: TwilioInbound, customer_tel: str
+    ) -> Accepted:
+        """No conversation to record it on: claim the sid, publish the event, release the claim when
+        the publish fails (nothing else was stored, so Twilio's retry may do it again)."""
+        claim = self._claims.claim_request(inbound.message_sid, int(utc_now().timestamp()), "unmatched")
+        try:
+            self._dynamodb.put_item(**claim["Put"])
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+            logger.info("duplicate message dropped", extra={"message_sid": inbound.message_sid})
+            return Accepted(route="unmatched", duplicate=True)
+        event = ReplyReceived(
+            channel=channel.name,
+            route="unmatched",
+            company_id=project.company_id,
+            project_id=project.project_id,
+            conversation_id=None,
+            recipient_tel=customer_tel,
+            customer_address=inbound.from_,
+            company_address=inbound.to,
+            message_sid=inbound.message_sid,
+            body=inbound.body,
+            num_media=inbound.num_media,
+            received_at=iso(utc_now()),
+        )
+        try:
+            event_id = self._publisher.publish(event)
+        except (PublishFailed, ClientError, BotoCoreError) as error:
+            logger.error("publish failed; the claim is released", extra={"message_sid": inbound.message_sid})
+            try:
+                self._dynamodb.delete_item(
+                    TableName=self._claims.table, Key=self._claims.key(inbound.message_sid)
+                )
+            except (ClientError, BotoCoreError):
+                logger.warning("claim not released; a retry within its lifetime is dropped")
+            raise RetryLater("event bus unavailable") from error
+        logger.info(
+            "reply accepted",
+            extra={"message_sid": inbound.message_sid, "route": "unmatched", "event_id": event_id},
+        )
+        return Accepted(route="unmatched", duplicate=False)
+
+    def _expires_at(self, now: Any) -> int:
+        return int((now + timedelta(days=self._settings.conversation_ttl_days)).timestamp())

@@ -1,25 +1,19 @@
-"""A conversation between one customer address and one company address, as stored in DynamoDB."""
+"""A conversation between one customer address and one company address, as stored in DynamoDB.
+
+The record is small and of fixed size whatever the conversation's length: its state, sequence
+numbers, lease and the reply being sent. The messages are items of their own (models.message).
+"""
 
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai_comms.models.message import MessageAuthor
+
 ConversationStatus = Literal[
     "initiating", "sending", "active", "handed_off", "window_closed", "opted_out", "failed", "closed"
 ]
 
-
-class StoredMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    direction: Literal["inbound", "outbound"]
-    sid: str
-    body: str
-    at: str
-
-
-# The sid recorded for a message Twilio may have accepted without telling us its sid.
-UNKNOWN_SID = "unknown"
 
 PendingAction = Literal["none", "handoff", "opt_out", "opt_in"]
 
@@ -39,6 +33,14 @@ class PendingReply(BaseModel):
     # Parts whose send was started: written before each send, so a part with index < attempted and
     # no recorded sid may have gone out and is never sent again.
     attempted: int = 0
+    # Who wrote each part (the AI, or the engine for a notice or a confirmation), and when the reply
+    # was decided (epoch ms): together with upto_seq they order its message items.
+    authors: list[str] = Field(default_factory=list)
+    batch: int = 0
+
+    def author_of(self, index: int) -> "MessageAuthor":
+        author = self.authors[index] if index < len(self.authors) else "ai"
+        return "engine" if author == "engine" else "ai"
 
     def unsent(self) -> list[tuple[int, str]]:
         return list(enumerate(self.parts))[len(self.sent_sids) :]
@@ -62,10 +64,11 @@ class Conversation(BaseModel):
     status: ConversationStatus = "active"
     handoff_to_human: bool = False
     ai_conversation_id: str | None = None
-    messages: list[StoredMessage] = Field(default_factory=list)
     inbound_seq: int = 0
     answered_seq: int = 0
     last_inbound_at: str | None = None
+    # The last message in or out: the conversation expires conversation_ttl_days after it.
+    last_activity_at: str | None = None
     opted_out: bool = False
     pending_reply: PendingReply | None = None
     # The reply processor's lease: who answers the conversation now, until when, and up to which

@@ -10,6 +10,7 @@ class TwilioInbound(BaseModel):
     account_sid: str = Field(alias="AccountSid", pattern=r"^AC[0-9a-fA-F]{32}$")
     from_: str = Field(alias="From", min_length=1, max_length=64)
     to: str = Field(alias="To", min_length=1, max_length=64)
-    body: str = Field(default="", alias="Body", max_length=4096)
+    # No length of its own: the request's byte limit bounds it (see inbound.form for the worst case).
+    body: str = Field(default="", alias="Body")
     num_media: int = Field(default=0, alias="NumMedia", ge=0, le=10)
     profile_name: str | None = Field(default=None, alias="ProfileName", max_length=256)

@@ -52,6 +52,8 @@ logger = Logger(child=True)
 # Fixed forever: changing it would give retried requests new conversation ids.
 CONVERSATION_NAMESPACE = uuid.UUID("5b0f3c1e-8d4a-5c6b-9f27-3e1d2a4b6c80")
 REQUEST_MEMORY_SECONDS = 24 * 3600
+# A request is a few hundred bytes; project_data is capped at 8 KiB (models.outbound).
+DEFAULT_MAX_BODY_BYTES = 16384
 
 
 class Conflict(RequestError):
@@ -130,11 +132,11 @@ class InitiateService:
 
     @classmethod
     def from_env(cls) -> "InitiateService":
-        return cls(Settings.from_env(), aws_clients.client("dynamodb"), aws_clients.client("events"))
+        return cls(Settings.from_env(), aws_clients.lazy("dynamodb"), aws_clients.lazy("events"))
 
     @property
     def max_body_bytes(self) -> int:
-        return self._settings.max_body_bytes
+        return self._settings.max_body_bytes or DEFAULT_MAX_BODY_BYTES
 
     def register_context(self, context: Any) -> None:
         self._idempotency.register_lambda_context(context)

@@ -39,8 +39,9 @@ from ai_comms.clock import iso, parse_iso, utc_now
 from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
 from ai_comms.masking import mask_address
-from ai_comms.models.conversation import UNKNOWN_SID, Conversation, StoredMessage
+from ai_comms.models.conversation import Conversation
 from ai_comms.models.events import ConversationRequested
+from ai_comms.models.message import UNKNOWN_SID, Message
 from ai_comms.providers import aws_clients
 from ai_comms.providers.openai_client import AiClient
 from ai_comms.providers.secrets import get_secret_json
@@ -153,7 +154,7 @@ class ChannelSender:
     ) -> None:
         self._settings = settings
         self._sender = sender
-        self._records = OutboundRecords(dynamodb, settings.conversations_table)
+        self._records = OutboundRecords(dynamodb, settings.conversations_table, settings.messages_table)
         self._sqs = sqs
         self._ai = ai
         self._twilio = twilio
@@ -167,8 +168,8 @@ class ChannelSender:
         return cls(
             settings,
             sender,
-            aws_clients.client("dynamodb"),
-            aws_clients.client("sqs"),
+            aws_clients.lazy("dynamodb"),
+            aws_clients.lazy("sqs"),
             AiClient(settings.openai_base_url, sender.ai_timeout_seconds, sender.ai_max_retries),
             TwilioSender(settings.twilio_api_base_url, sender.twilio_timeout_seconds),
         )
@@ -290,9 +291,11 @@ class ChannelSender:
             "send_ms": int((time.monotonic() - send_started) * 1000),
             "request_to_sent_ms": _ms_between(request.requested_at, sent_at),
         }
-        history = StoredMessage(direction="outbound", sid=sid, body=body, at=sent_at)
+        history = self._template_message(request, sid, body, sent_at)
         try:
-            self._records.complete(tel, conversation_id, claim_id, history, timings, sent_at)
+            self._records.complete(
+                tel, conversation_id, claim_id, history, timings, sent_at, self._expires_at(utc_now())
+            )
         except Exception as error:
             log_post_send_failure(
                 logger, error, conversation_id=conversation_id, message_sid=sid, channel=request.channel
@@ -323,7 +326,7 @@ class ChannelSender:
             status="initiating",
             created_at=now,
             updated_at=now,
-            expires_at=int((moment + timedelta(days=self._settings.conversation_ttl_days)).timestamp()),
+            expires_at=self._expires_at(moment),
         )
         extra = {
             "request_id": request.request_id,
@@ -417,9 +420,11 @@ class ChannelSender:
         it stale and closes it, still without sending."""
         tel, conversation_id = request.recipient.tel, request.conversation_id
         now = iso(utc_now())
-        history = StoredMessage(direction="outbound", sid=UNKNOWN_SID, body=body, at=now)
+        history = self._template_message(request, UNKNOWN_SID, body, now)
         try:
-            closed = self._records.close_unknown(tel, conversation_id, claim_id, history, _reason(error), now)
+            closed = self._records.close_unknown(
+                tel, conversation_id, claim_id, history, _reason(error), now, self._expires_at(utc_now())
+            )
         except Exception:
             logger.exception(
                 "could not record the unknown outcome", extra={"conversation_id": conversation_id}
@@ -435,6 +440,23 @@ class ChannelSender:
                 send_outcome="unknown",
             )
         return closed
+
+    def _expires_at(self, moment: Any) -> int:
+        return int((moment + timedelta(days=self._settings.conversation_ttl_days)).timestamp())
+
+    def _template_message(self, request: ConversationRequested, sid: str, body: str, at: str) -> Message:
+        """The opening template as a message item: it follows no customer message (seq 0)."""
+        return Message(
+            conversation_id=request.conversation_id,
+            direction="outbound",
+            author="template",
+            seq=0,
+            batch=int(parse_iso(request.requested_at).timestamp() * 1000),
+            sid=sid,
+            body=body,
+            at=at,
+            expires_at=self._expires_at(utc_now()),
+        )
 
     def _record_failure(self, request: ConversationRequested, message: SqsMessage, error: Exception) -> None:
         permanent = bool(getattr(error, "permanent", False))

@@ -14,17 +14,25 @@ class EventPublisher:
         self._events = events
         self._bus = bus_name
 
+    def entry(self, detail: EventDetail) -> dict[str, str]:
+        return {
+            "Source": detail.SOURCE,
+            "DetailType": detail.DETAIL_TYPE,
+            "Detail": detail.model_dump_json(),
+            "EventBusName": self._bus,
+        }
+
+    def refused(self, entries: list[dict[str, str]]) -> list[int]:
+        """One PutEvents call (at most 10 entries): the indexes of the entries the bus refused (it
+        accepts the others of the call)."""
+        answer = self._events.put_events(Entries=entries)
+        if not answer.get("FailedEntryCount", 0):
+            return []
+        results = answer.get("Entries", [])
+        return [i for i in range(len(entries)) if i >= len(results) or "EventId" not in results[i]]
+
     def publish(self, detail: EventDetail) -> str:
-        answer = self._events.put_events(
-            Entries=[
-                {
-                    "Source": detail.SOURCE,
-                    "DetailType": detail.DETAIL_TYPE,
-                    "Detail": detail.model_dump_json(),
-                    "EventBusName": self._bus,
-                }
-            ]
-        )
+        answer = self._events.put_events(Entries=[self.entry(detail)])
         entry: dict[str, str] = answer["Entries"][0]
         if answer.get("FailedEntryCount", 0) or "EventId" not in entry:
             raise PublishFailed(f"{detail.DETAIL_TYPE} rejected: {entry.get('ErrorCode', 'unknown')}")

@@ -1,21 +1,33 @@
 """Conversation records: the latest conversation per customer and company address, inbound messages."""
 
-from dataclasses import dataclass
+import time
+from enum import Enum
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.models.conversation import Conversation, StoredMessage
-from ai_comms.store.dynamo import from_item, to_value
+from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
+from ai_comms.store.claims import Claims
+from ai_comms.store.dynamo import (
+    TransactionCancelled,
+    condition_failed,
+    from_item,
+    to_item,
+    transact_write,
+)
+from ai_comms.store.messages import MessageRepository
 
 LATEST_INDEX = "by-company-address"
+INBOUND_CLAIM_PREFIX = "twilio-inbound"
 
 
-@dataclass(frozen=True)
-class RecordedInbound:
-    conversation: Conversation
-    inbound_seq: int
-    already_recorded: bool
+class Recorded(Enum):
+    RECORDED = "recorded"
+    # The MessageSid was recorded before: a Twilio retry, nothing written.
+    DUPLICATE = "duplicate"
+    # The conversation changed since it was read (another message, a handoff): read it again.
+    CHANGED = "changed"
 
 
 class ConversationRepository:
@@ -47,42 +59,68 @@ class ConversationRepository:
         items = answer.get("Items", [])
         return Conversation.model_validate(from_item(items[0])) if items else None
 
-    def record_inbound(self, conversation: Conversation, message: StoredMessage) -> RecordedInbound:
-        """Append the message once: a repeat of the same sid (a retry after a failed publish) is a no-op."""
-        try:
-            answer = self._db.update_item(
-                TableName=self._table,
-                Key=self.key(conversation.recipient_tel, conversation.conversation_id),
-                UpdateExpression=(
-                    "SET messages = list_append(if_not_exists(messages, :empty), :msg), "
-                    "inbound_seq = if_not_exists(inbound_seq, :zero) + :one, "
-                    "last_inbound_at = :at, updated_at = :at ADD inbound_sids :sids"
+    def record_inbound(
+        self,
+        conversation: Conversation,
+        message: Message,
+        messages: MessageRepository,
+        claims: Claims,
+        expires_at: int,
+    ) -> Recorded:
+        """Store a customer message: one transaction of three small writes, whatever the history's size.
+
+        The conversation's next inbound sequence number (conditional on the record being as it was
+        read, so two messages never take one number and a route decided on a stale record is never
+        stored), the message item, and the MessageSid claim that makes a Twilio retry a no-op.
+        """
+        values: dict[str, Any] = {
+            ":seq": {"N": str(message.seq)},
+            ":prev": {"N": str(conversation.inbound_seq)},
+            ":at": {"S": message.at},
+            ":expires": {"N": str(expires_at)},
+            ":handoff": {"BOOL": conversation.handoff_to_human},
+        }
+        unchanged = "inbound_seq = :prev"
+        if conversation.inbound_seq == 0:
+            unchanged = "(attribute_not_exists(inbound_seq) OR inbound_seq = :prev)"
+        handoff = "handoff_to_human = :handoff"
+        if not conversation.handoff_to_human:
+            handoff = "(attribute_not_exists(handoff_to_human) OR handoff_to_human = :handoff)"
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
+                "UpdateExpression": (
+                    "SET inbound_seq = :seq, last_inbound_at = :at, last_activity_at = :at, "
+                    "updated_at = :at, expires_at = :expires"
                 ),
-                ConditionExpression="attribute_exists(conversation_id) AND NOT contains(inbound_sids, :sid)",
-                ExpressionAttributeValues={
-                    ":empty": {"L": []},
-                    ":msg": {"L": [to_value(message.model_dump())]},
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                    ":at": {"S": message.at},
-                    ":sids": {"SS": [message.sid]},
-                    ":sid": {"S": message.sid},
-                },
-                ReturnValues="ALL_NEW",
+                "ConditionExpression": f"attribute_exists(conversation_id) AND {unchanged} AND {handoff}",
+                "ExpressionAttributeValues": values,
+            }
+        }
+        assert message.sid is not None
+        try:
+            # The only write to a table with a stream goes last: moto (the unit tests' emulator)
+            # leaks the stream record of a put it rolls back when a later item's condition fails.
+            transact_write(
+                self._db,
+                [
+                    claims.claim_request(message.sid, int(time.time()), message.conversation_id),
+                    update,
+                    messages.put_new_request(message),
+                ],
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            current = self.get(conversation.recipient_tel, conversation.conversation_id)
-            if current is None:
-                raise
-            return RecordedInbound(current, current.inbound_seq, already_recorded=True)
-        updated = Conversation.model_validate(from_item(answer["Attributes"]))
-        return RecordedInbound(updated, updated.inbound_seq, already_recorded=False)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(0):
+                return Recorded.DUPLICATE
+            if cancelled.failed(1) or cancelled.conflict:
+                return Recorded.CHANGED
+            raise
+        return Recorded.RECORDED
 
     def put_new(self, conversation: Conversation) -> bool:
         """Create the record unless it exists; returns False when it already did."""
-        item = {k: to_value(v) for k, v in conversation.model_dump(mode="json").items() if v is not None}
+        item = to_item(conversation.model_dump(mode="json"))
         item["channel_created_at"] = {
             "S": Conversation.sort_key_for(conversation.company_address, conversation.created_at)
         }
@@ -91,7 +129,7 @@ class ConversationRepository:
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(conversation_id)"
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True

@@ -20,8 +20,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.models.conversation import Conversation, StoredMessage
-from ai_comms.store.dynamo import from_item, to_item, to_value
+from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
+from ai_comms.store.dynamo import (
+    TransactionCancelled,
+    condition_failed,
+    from_item,
+    to_item,
+    to_value,
+    transact_write,
+)
+from ai_comms.store.messages import MessageRepository
 
 SENT_STATUSES = frozenset({"active", "handed_off", "window_closed", "opted_out", "closed"})
 
@@ -57,14 +66,11 @@ class OutboundRecord:
         )
 
 
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response["Error"]["Code"] == "ConditionalCheckFailedException")
-
-
 class OutboundRecords:
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: Any, table: str, messages_table: str) -> None:
         self._db = dynamodb
         self._table = table
+        self._messages = MessageRepository(dynamodb, messages_table)
 
     @staticmethod
     def _key(recipient_tel: str, conversation_id: str) -> dict[str, Any]:
@@ -83,7 +89,7 @@ class OutboundRecords:
                 ConditionExpression="attribute_not_exists(conversation_id)",
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -133,7 +139,7 @@ class OutboundRecords:
                 },
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -158,7 +164,7 @@ class OutboundRecords:
                 },
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
 
     def complete(
@@ -166,32 +172,39 @@ class OutboundRecords:
         recipient_tel: str,
         conversation_id: str,
         claim_id: str,
-        message: StoredMessage,
+        message: Message,
         timings: dict[str, int],
         now: str,
+        expires_at: int,
     ) -> None:
-        """The template went out: record its sid and the history entry, open the conversation."""
-        self._db.update_item(
-            TableName=self._table,
-            Key=self._key(recipient_tel, conversation_id),
-            UpdateExpression=(
-                "SET #s = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
-                "updated_at = :now, "
-                "messages = list_append(if_not_exists(messages, :empty), :msg) "
-                "REMOVE send_claim_id, send_claim_until, last_error"
-            ),
-            ConditionExpression="send_claim_id = :id",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
-                ":active": {"S": "active"},
-                ":sid": {"S": message.sid},
-                ":at": {"S": message.at},
-                ":timings": to_value(timings),
-                ":now": {"S": now},
-                ":empty": {"L": []},
-                ":msg": {"L": [to_value(message.model_dump())]},
-                ":id": {"S": claim_id},
-            },
+        """The template went out: record its sid and its message item, open the conversation."""
+        transact_write(
+            self._db,
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": self._key(recipient_tel, conversation_id),
+                        "UpdateExpression": (
+                            "SET #s = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
+                            "updated_at = :now, last_activity_at = :at, expires_at = :expires "
+                            "REMOVE send_claim_id, send_claim_until, last_error"
+                        ),
+                        "ConditionExpression": "send_claim_id = :id",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {
+                            ":active": {"S": "active"},
+                            ":sid": {"S": str(message.sid)},
+                            ":at": {"S": message.at},
+                            ":timings": to_value(timings),
+                            ":now": {"S": now},
+                            ":expires": {"N": str(expires_at)},
+                            ":id": {"S": claim_id},
+                        },
+                    }
+                },
+                self._messages.upsert_request(message),
+            ],
         )
 
     def close_unknown(
@@ -199,9 +212,10 @@ class OutboundRecords:
         recipient_tel: str,
         conversation_id: str,
         claim_id: str,
-        message: StoredMessage,
+        message: Message,
         reason: str,
         now: str,
+        expires_at: int,
     ) -> bool:
         """The template may have gone out (sid unknown): open the conversation, flagged, never resend.
 
@@ -209,29 +223,36 @@ class OutboundRecords:
         the same stale claim exactly one closes it (False for the others).
         """
         try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(recipient_tel, conversation_id),
-                UpdateExpression=(
-                    "SET #s = :active, send_outcome_unknown = :true, last_error = :reason, "
-                    "updated_at = :now, messages = list_append(if_not_exists(messages, :empty), :msg) "
-                    "REMOVE send_claim_id, send_claim_until"
-                ),
-                ConditionExpression="#s = :sending AND send_claim_id = :id",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":active": {"S": "active"},
-                    ":sending": {"S": "sending"},
-                    ":true": {"BOOL": True},
-                    ":reason": {"S": reason},
-                    ":now": {"S": now},
-                    ":empty": {"L": []},
-                    ":msg": {"L": [to_value(message.model_dump())]},
-                    ":id": {"S": claim_id},
-                },
+            transact_write(
+                self._db,
+                [
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": self._key(recipient_tel, conversation_id),
+                            "UpdateExpression": (
+                                "SET #s = :active, send_outcome_unknown = :true, last_error = :reason, "
+                                "updated_at = :now, last_activity_at = :now, expires_at = :expires "
+                                "REMOVE send_claim_id, send_claim_until"
+                            ),
+                            "ConditionExpression": "#s = :sending AND send_claim_id = :id",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": {
+                                ":active": {"S": "active"},
+                                ":sending": {"S": "sending"},
+                                ":true": {"BOOL": True},
+                                ":reason": {"S": reason},
+                                ":now": {"S": now},
+                                ":expires": {"N": str(expires_at)},
+                                ":id": {"S": claim_id},
+                            },
+                        }
+                    },
+                    self._messages.upsert_request(message),
+                ],
             )
-        except ClientError as error:
-            if _condition_failed(error):
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(0):
                 return False
             raise
         return True
@@ -259,7 +280,7 @@ class OutboundRecords:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True

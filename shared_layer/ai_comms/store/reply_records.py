@@ -10,11 +10,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.models.conversation import Conversation, PendingReply, StoredMessage
+from ai_comms.models.conversation import Conversation, PendingReply
+from ai_comms.models.message import Message
 from ai_comms.store.conversations import ConversationRepository
-from ai_comms.store.dynamo import from_item, to_value
-
-_CONDITION_FAILED = "ConditionalCheckFailedException"
+from ai_comms.store.dynamo import TransactionCancelled, condition_failed, from_item, to_value, transact_write
+from ai_comms.store.messages import MessageRepository
 
 
 class LeaseHeld(Exception):
@@ -44,15 +44,12 @@ class LeaseRef:
         return ConversationRepository.key(self.recipient_tel, self.conversation_id)
 
 
-def _condition_failed(error: ClientError) -> bool:
-    return bool(error.response["Error"]["Code"] == _CONDITION_FAILED)
-
-
 class ReplyRecords:
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: Any, table: str, messages_table: str) -> None:
         self._db = dynamodb
         self._table = table
         self._conversations = ConversationRepository(dynamodb, table)
+        self._messages = MessageRepository(dynamodb, messages_table)
 
     def get(self, recipient_tel: str, conversation_id: str) -> Conversation | None:
         return self._conversations.get(recipient_tel, conversation_id)
@@ -83,7 +80,7 @@ class ReplyRecords:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if not _condition_failed(error):
+            if not condition_failed(error):
                 raise
             current = self.get(lease.recipient_tel, lease.conversation_id)
             if current is None:
@@ -102,7 +99,7 @@ class ReplyRecords:
                 ExpressionAttributeValues={":owner": {"S": lease.owner}},
             )
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -128,7 +125,7 @@ class ReplyRecords:
         try:
             self._db.update_item(**kwargs)
         except ClientError as error:
-            if _condition_failed(error):
+            if condition_failed(error):
                 raise LeaseLost("lease lost or record changed") from error
             raise
 
@@ -190,22 +187,42 @@ class ReplyRecords:
         self._guarded(lease, "SET " + ", ".join(sets), values, "size(pending_reply.sent_sids) = :count")
 
     def complete(
-        self, lease: LeaseRef, upto_seq: int, outbound: list[StoredMessage], now: str, expires_at: int
+        self, lease: LeaseRef, upto_seq: int, outbound: list[Message], now: str, expires_at: int
     ) -> None:
-        """The final write: history, answered_seq, no pending reply, lease released."""
-        self._guarded(
-            lease,
-            "SET messages = list_append(if_not_exists(messages, :empty), :out), answered_seq = :upto, "
-            "updated_at = :now, expires_at = :expires "
-            "REMOVE pending_reply, lease_owner, lease_until, lease_upto",
-            {
-                ":empty": {"L": []},
-                ":out": {"L": [to_value(m.model_dump()) for m in outbound]},
-                ":upto": {"N": str(upto_seq)},
-                ":now": {"S": now},
-                ":expires": {"N": str(expires_at)},
-            },
-        )
+        """The final write: the sent parts as message items, answered_seq, no pending reply, lease
+        released, the conversation's expiry moved on; one transaction touching only small items."""
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": lease.key,
+                "UpdateExpression": (
+                    "SET answered_seq = :upto, updated_at = :now, expires_at = :expires"
+                    + (", last_activity_at = :now" if outbound else "")
+                    + " REMOVE pending_reply, lease_owner, lease_until, lease_upto"
+                ),
+                "ConditionExpression": "lease_owner = :owner",
+                "ExpressionAttributeValues": {
+                    ":owner": {"S": lease.owner},
+                    ":upto": {"N": str(upto_seq)},
+                    ":now": {"S": now},
+                    ":expires": {"N": str(expires_at)},
+                },
+            }
+        }
+        if not outbound:
+            try:
+                self._db.update_item(**update["Update"])
+            except ClientError as error:
+                if condition_failed(error):
+                    raise LeaseLost("lease lost before the final write") from error
+                raise
+            return
+        try:
+            transact_write(self._db, [update, *(self._messages.upsert_request(m) for m in outbound)])
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(0):
+                raise LeaseLost("lease lost before the final write") from cancelled
+            raise
 
     def close_window(self, lease: LeaseRef, upto_seq: int, now: str) -> None:
         self._guarded(

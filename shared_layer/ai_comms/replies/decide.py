@@ -1,0 +1,219 @@
+"""Deciding a reply: the burst of customer messages after answered_seq becomes one pending reply.
+
+In order: a conversation that is failed, with a human, or already answered gets nothing; a WhatsApp
+conversation whose 24-hour window closed gets nothing (ReplyWindowClosed is published); the burst
+is read in order for opt-out keywords; the AI answers what is left in one call. The reply is stored
+on the conversation (pending_reply) before anything is sent, with the state it implies (opt-out,
+handoff), so a retry never asks the AI again.
+"""
+
+import time
+from datetime import timedelta
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ai_comms.clock import iso, parse_iso, utc_now
+from ai_comms.models.conversation import Conversation, PendingReply
+from ai_comms.models.events import ReplyWindowClosed
+from ai_comms.models.message import MessageAuthor
+from ai_comms.models.tenant import ProjectConfig
+from ai_comms.providers.events import EventPublisher
+from ai_comms.providers.openai_client import AiClient, AiError
+from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
+from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
+from ai_comms.replies.opt_out import read_burst
+from ai_comms.replies.record import (
+    Outcome,
+    PermanentFailure,
+    RecordFailed,
+    ReplySettings,
+    fail_conversation,
+    skipped,
+)
+from ai_comms.replies.tenant_config import TenantConfigs
+from ai_comms.splitting import split_message
+from ai_comms.store.messages import MessageRepository
+from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+WHATSAPP_PREFIX = "whatsapp:"
+REPLY_WINDOW = timedelta(hours=24)
+# What the AI reads for a message that carried only media: it must not see an empty turn.
+MEDIA_ONLY_TEXT = "(The customer sent an attachment without text.)"
+
+
+class ReplyDecider:
+    def __init__(
+        self,
+        settings: ReplySettings,
+        records: ReplyRecords,
+        messages: MessageRepository,
+        configs: TenantConfigs,
+        publisher: EventPublisher,
+        ai: AiClient,
+    ) -> None:
+        self._settings = settings
+        self._records = records
+        self._messages = messages
+        self._configs = configs
+        self._publisher = publisher
+        self._ai = ai
+
+    def decide(
+        self, lease: LeaseRef, conversation: Conversation, heartbeat: VisibilityHeartbeat
+    ) -> PendingReply | Outcome:
+        """The reply to send (already stored as pending), or the outcome when there is none."""
+        if conversation.status == "failed":
+            self._records.release(lease)
+            raise RecordFailed("conversation is marked failed", retry_in_seconds=1, permanent=True)
+        upto = conversation.inbound_seq
+        if conversation.handoff_to_human:
+            self._records.release(lease)
+            return skipped("handed_off")
+        if conversation.answered_seq >= upto:
+            self._records.release(lease)
+            return skipped("answered")
+
+        now = utc_now()
+        if self._window_closed(conversation, now):
+            return self._close_window(lease, conversation, upto, now)
+
+        bodies = [
+            m.body
+            for m in self._messages.inbound_between(
+                conversation.conversation_id, conversation.answered_seq, upto
+            )
+        ]
+        burst = read_burst(bodies, conversation.opted_out)
+        try:
+            project, channel = self._configs.of(conversation)
+        except PermanentFailure as error:
+            fail_conversation(self._records, lease, str(error))
+            raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+
+        parts: list[str] = []
+        authors: list[MessageAuthor] = []
+        text = ""
+        action: Literal["none", "handoff", "opt_out", "opt_in"] = "none"
+        if burst.changed:
+            action = "opt_out" if burst.opted_out else "opt_in"
+            text = channel.opt_out_confirmation if burst.opted_out else channel.opt_in_confirmation
+            parts.append(text)
+            authors.append("engine")
+            metrics.add_metric(
+                name="OptOuts" if burst.opted_out else "OptIns", unit=MetricUnit.Count, value=1
+            )
+        if burst.ai_messages:
+            reply = self._ask_ai(lease, conversation, project, burst.ai_messages)
+            if not heartbeat.healthy:
+                raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
+            text = reply.reply
+            if reply.action == "handoff":
+                action = "handoff"
+                parts.append(channel.handoff_notice)
+                authors.append("engine")
+            else:
+                ai_parts = split_message(reply.reply)
+                parts.extend(ai_parts)
+                authors.extend(["ai"] * len(ai_parts))
+
+        if not parts:
+            # Opted-out customer writing again, or an empty AI reply: answered, nothing to send.
+            self._records.complete(lease, upto, [], iso(now), self._expires_at(now))
+            logger.info("nothing to send", extra={"upto_seq": upto, "opted_out": burst.opted_out})
+            return skipped("opted_out" if burst.opted_out else "empty_reply")
+
+        pending = PendingReply(
+            upto_seq=upto,
+            text=text,
+            action=action,
+            parts=parts,
+            authors=authors,
+            batch=int(now.timestamp() * 1000),
+        )
+        try:
+            self._records.store_pending(
+                lease,
+                pending,
+                iso(now),
+                opted_out=burst.opted_out if burst.changed else None,
+                handoff=action == "handoff",
+            )
+        except LeaseLost as error:
+            # Nothing was sent: the record can safely come back.
+            raise RecordFailed("lease lost before sending", retry_in_seconds=1) from error
+        return pending
+
+    def _close_window(self, lease: LeaseRef, conversation: Conversation, upto: int, now: Any) -> Outcome:
+        """Free-form replies are over: nothing is sent; ReplyWindowClosed tells who can send a template."""
+        self._publisher.publish(
+            ReplyWindowClosed(
+                channel=conversation.channel,
+                company_id=conversation.company_id,
+                project_id=conversation.project_id,
+                conversation_id=conversation.conversation_id,
+                recipient_tel=conversation.recipient_tel,
+                customer_address=conversation.customer_address,
+                company_address=conversation.company_address,
+                upto_seq=upto,
+                last_inbound_at=conversation.last_inbound_at or "",
+                detected_at=iso(now),
+            )
+        )
+        self._records.close_window(lease, upto, iso(now))
+        logger.info("reply window closed; nothing sent", extra={"upto_seq": upto})
+        metrics.add_metric(name="RepliesSkipped", unit=MetricUnit.Count, value=1)
+        return "window_closed"
+
+    def _window_closed(self, conversation: Conversation, now: Any) -> bool:
+        if not conversation.customer_address.startswith(WHATSAPP_PREFIX):
+            return False
+        if conversation.last_inbound_at is None:
+            return False
+        return bool(now - parse_iso(conversation.last_inbound_at) > REPLY_WINDOW)
+
+    def _ask_ai(
+        self, lease: LeaseRef, conversation: Conversation, project: ProjectConfig, messages: list[str]
+    ) -> Any:
+        try:
+            secret = get_secret_json(project.ai.openai_secret_ref, self._settings.base.secret_cache_seconds)
+            api_key = str(secret["api_key"])
+        except (SecretUnavailable, KeyError) as error:
+            logger.error("openai secret unavailable", extra={"project_id": project.project_id})
+            raise RecordFailed("openai secret unavailable", retry_in_seconds=None) from error
+        texts = [m if m.strip() else MEDIA_ONLY_TEXT for m in messages]
+        try:
+            ai_conversation_id = conversation.ai_conversation_id
+            if ai_conversation_id is None:
+                ai_conversation_id = self._ai.create_conversation(
+                    api_key,
+                    metadata={
+                        "company_id": conversation.company_id,
+                        "project_id": conversation.project_id,
+                        "conversation_id": conversation.conversation_id,
+                    },
+                )
+                try:
+                    self._records.set_ai_conversation(lease, ai_conversation_id, iso(utc_now()))
+                except LeaseLost as error:
+                    raise RecordFailed("lease lost before the AI call", retry_in_seconds=1) from error
+            started = time.monotonic()
+            reply = self._ai.reply(api_key, project.ai, ai_conversation_id, texts)
+            metrics.add_metric(
+                name="AiLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
+            )
+        except AiError as error:
+            if error.permanent:
+                logger.error("AI refused the request; conversation failed", extra={"error": str(error)})
+                fail_conversation(self._records, lease, str(error))
+                raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+            logger.warning("AI unavailable; the record will be retried", extra={"error": str(error)})
+            raise RecordFailed(str(error), retry_in_seconds=None) from error
+        return reply
+
+    def _expires_at(self, now: Any) -> int:
+        return int((now + timedelta(days=self._settings.base.conversation_ttl_days)).timestamp())

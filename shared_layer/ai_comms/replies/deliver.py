@@ -1,0 +1,279 @@
+"""Delivering a decided reply: each part sent once, the history written after the last.
+
+Before each send one conditional write marks the part attempted and stores the previous part's sid;
+the last sid goes in the final write, which stores the parts as message items, moves answered_seq
+on and drops the lease. A part attempted without a stored sid may have reached the customer: it is
+logged CRITICAL (alarmed), kept with the sid "unknown" and never resent; so is a send whose outcome
+Twilio left unknown. Only a send that certainly did not go out is retried. A handoff is published
+(and people notified) before the first send, so the final write can follow the last send directly.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ai_comms.clock import iso, utc_now
+from ai_comms.critical import log_post_send_failure
+from ai_comms.masking import mask_address
+from ai_comms.models.conversation import Conversation, PendingReply
+from ai_comms.models.events import HandoffRequested
+from ai_comms.models.message import UNKNOWN_SID, Message
+from ai_comms.providers.events import EventPublisher, PublishFailed
+from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
+from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
+from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
+from ai_comms.replies.record import Outcome, PermanentFailure, RecordFailed, ReplySettings, fail_conversation
+from ai_comms.replies.tenant_config import TenantConfigs
+from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+
+class ReplyDelivery:
+    def __init__(
+        self,
+        settings: ReplySettings,
+        records: ReplyRecords,
+        configs: TenantConfigs,
+        publisher: EventPublisher,
+        twilio: TwilioSender,
+        sns: Any = None,
+    ) -> None:
+        self._settings = settings
+        self._records = records
+        self._configs = configs
+        self._publisher = publisher
+        self._twilio = twilio
+        self._sns = sns
+
+    def deliver(
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        pending: PendingReply,
+        heartbeat: VisibilityHeartbeat,
+    ) -> Outcome:
+        """Send the parts Twilio has not accepted yet, publish a handoff, then the final write."""
+        try:
+            _, channel = self._configs.of(conversation)
+            secret = get_secret_json(channel.twilio_secret_ref, self._settings.base.secret_cache_seconds)
+            credentials = TwilioCredentials.from_secret(secret)
+        except PermanentFailure as error:
+            fail_conversation(self._records, lease, str(error))
+            raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+        except (SecretUnavailable, KeyError) as error:
+            logger.error("twilio secret unavailable", extra={"project_id": conversation.project_id})
+            raise RecordFailed("twilio secret unavailable", retry_in_seconds=None) from error
+
+        if pending.action == "handoff" and not pending.sent_sids and pending.attempted == 0:
+            # Before the first send, so the final write can follow the last send directly. A retry
+            # that finds nothing sent publishes again, with the same handoff_id.
+            self._publish_handoff(conversation, pending)
+            self._notify_people(conversation)
+        sent = self._send_parts(lease, conversation, pending, heartbeat, credentials)
+        if sent is None:
+            return "post_send_failure"
+        sids, sent_now, unknown_now = sent
+
+        now = utc_now()
+        outbound = [
+            Message(
+                conversation_id=conversation.conversation_id,
+                direction="outbound",
+                author=pending.author_of(index),
+                seq=pending.upto_seq,
+                batch=pending.batch,
+                part=index,
+                sid=sid,
+                body=body,
+                at=iso(now),
+                expires_at=self._expires_at(now),
+            )
+            for index, (sid, body) in enumerate(zip(sids, pending.parts, strict=True))
+        ]
+        try:
+            self._records.complete(lease, pending.upto_seq, outbound, iso(now), self._expires_at(now))
+        except (LeaseLost, ClientError, BotoCoreError) as error:
+            self._post_send_failure(error, lease, pending, sids[-1] if sids else None, len(sids) - 1)
+            return "post_send_failure"
+
+        metrics.add_metric(name="RepliesSent", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=sent_now)
+        if unknown_now:
+            metrics.add_metric(name="SendOutcomesUnknown", unit=MetricUnit.Count, value=unknown_now)
+        logger.info(
+            "reply sent",
+            extra={
+                "upto_seq": pending.upto_seq,
+                "action": pending.action,
+                "parts": len(pending.parts),
+                "sent_now": sent_now,
+                "outcome_unknown": unknown_now,
+                "to": mask_address(conversation.customer_address),
+            },
+        )
+        if pending.action == "handoff":
+            metrics.add_metric(name="Handoffs", unit=MetricUnit.Count, value=1)
+            return "handed_off"
+        if pending.action == "opt_out":
+            return "opted_out"
+        return "replied"
+
+    def _send_parts(
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        pending: PendingReply,
+        heartbeat: VisibilityHeartbeat,
+        credentials: TwilioCredentials,
+    ) -> tuple[list[str], int, int] | None:
+        """Send every part never attempted; (sids of all parts, sent now, outcome unknown now).
+
+        None after a send of ours whose sid could not be stored: the CRITICAL line is logged, and the
+        reply must not be finished or retried. The last part's sid is left for the final write.
+        """
+        sent_now = 0
+        unknown_now = 0
+        sids = list(pending.sent_sids)
+        recorded = len(sids)  # how many of `sids` the stored pending_reply holds
+        unrecorded_send = False  # a send of ours whose sid is not stored yet
+        if pending.unrecorded_attempt:
+            # An earlier holder started this part's send and stored no sid (it timed out, or its
+            # write failed after the send): it may have reached the customer, so it is not resent.
+            unknown = SendOutcomeUnknown("send attempted earlier, no sid recorded")
+            self._post_send_failure(unknown, lease, pending, None, len(sids))
+            sids.append(UNKNOWN_SID)
+            unknown_now += 1
+        while len(sids) < len(pending.parts):
+            index = len(sids)
+            healthy = heartbeat.healthy
+            if healthy or len(sids) > recorded:
+                # Marks this part attempted (only when it is sent now) and stores the sids sent since
+                # the last write: one conditional write per part.
+                try:
+                    self._records.record_progress(
+                        lease, recorded, sids[recorded:], index + 1 if healthy else index
+                    )
+                except (LeaseLost, ClientError, BotoCoreError) as error:
+                    if unrecorded_send:
+                        self._post_send_failure(error, lease, pending, sids[-1], index - 1)
+                        return None
+                    # Nothing of ours went out unrecorded: the record can safely come back.
+                    retry_in = 1 if isinstance(error, LeaseLost) else None
+                    raise RecordFailed("progress not recorded before a send", retry_in) from error
+                recorded, unrecorded_send = len(sids), False
+            if not healthy:
+                raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
+            sid = self._send_part(lease, conversation, pending, credentials, index, recorded)
+            if sid == UNKNOWN_SID:
+                unknown_now += 1
+            else:
+                sent_now += 1
+            sids.append(sid)
+            unrecorded_send = True
+        return sids, sent_now, unknown_now
+
+    def _send_part(
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        pending: PendingReply,
+        credentials: TwilioCredentials,
+        index: int,
+        recorded: int,
+    ) -> str:
+        """One part, already marked attempted: its sid, or UNKNOWN_SID when Twilio may have taken it."""
+        try:
+            return self._twilio.send_text(
+                credentials,
+                conversation.company_address,
+                conversation.customer_address,
+                pending.parts[index],
+            )
+        except SendOutcomeUnknown as error:
+            # Twilio may have accepted it: kept as sent with an unknown sid, never resent.
+            self._post_send_failure(error, lease, pending, None, index)
+            return UNKNOWN_SID
+        except SendFailed as error:
+            if error.permanent:
+                logger.error("Twilio refused the reply; conversation failed", extra={"error": str(error)})
+                fail_conversation(self._records, lease, str(error))
+                raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+            logger.warning("Twilio unavailable; the record will be retried", extra={"error": str(error)})
+            self._unmark_attempt(lease, recorded, index)
+            raise RecordFailed(str(error), retry_in_seconds=None) from error
+
+    def _publish_handoff(self, conversation: Conversation, pending: PendingReply) -> None:
+        event = HandoffRequested(
+            channel=conversation.channel,
+            handoff_id=f"{conversation.conversation_id}#{pending.upto_seq}",
+            company_id=conversation.company_id,
+            project_id=conversation.project_id,
+            conversation_id=conversation.conversation_id,
+            recipient_tel=conversation.recipient_tel,
+            customer_address=conversation.customer_address,
+            company_address=conversation.company_address,
+            upto_seq=pending.upto_seq,
+            requested_at=iso(utc_now()),
+        )
+        try:
+            self._publisher.publish(event)
+        except (PublishFailed, ClientError, BotoCoreError) as error:
+            logger.warning("handoff not published; the record will be retried")
+            raise RecordFailed("handoff event not published", retry_in_seconds=None) from error
+
+    def _notify_people(self, conversation: Conversation) -> None:
+        """A ping on the handoff notice topic. Best effort: the event on the handoff queue is the
+        durable hand-over, so a failed ping is logged and counted, never worth a retry."""
+        if self._sns is None or not self._settings.handoff_topic_arn:
+            return
+        text = (
+            f"Conversation {conversation.conversation_id} of {conversation.company_id}/"
+            f"{conversation.project_id} on {conversation.channel} needs a person."
+        )
+        try:
+            self._sns.publish(
+                TopicArn=self._settings.handoff_topic_arn,
+                Subject="Conversation handed to a person",
+                Message=text,
+                MessageAttributes={
+                    "company_id": {"DataType": "String", "StringValue": conversation.company_id},
+                    "channel": {"DataType": "String", "StringValue": conversation.channel},
+                },
+            )
+        except (ClientError, BotoCoreError) as error:
+            logger.error("handoff notice not published", extra={"error": type(error).__name__})
+            metrics.add_metric(name="HandoffNoticeFailures", unit=MetricUnit.Count, value=1)
+
+    def _unmark_attempt(self, lease: LeaseRef, recorded: int, index: int) -> None:
+        """After a send that certainly did not go out: let a retry send that part again.
+
+        Best effort: if this write fails, the retry treats the part as possibly sent (CRITICAL, not
+        resent), which loses a part rather than risking a duplicate.
+        """
+        try:
+            self._records.record_progress(lease, recorded, [], index)
+        except (LeaseLost, ClientError, BotoCoreError) as error:
+            logger.warning("attempt marker not cleared", extra={"error": type(error).__name__})
+
+    def _post_send_failure(
+        self, error: BaseException, lease: LeaseRef, pending: PendingReply, sid: str | None, part: int
+    ) -> None:
+        """The CRITICAL line (alarmed) for a part that went out, or may have, without a stored record."""
+        log_post_send_failure(
+            logger,
+            error,
+            conversation_id=lease.conversation_id,
+            upto_seq=pending.upto_seq,
+            message_sid=sid,
+            part=part,
+            parts=len(pending.parts),
+        )
+        metrics.add_metric(name="PostSendFailures", unit=MetricUnit.Count, value=1)
+
+    def _expires_at(self, now: Any) -> int:
+        return int((now + timedelta(days=self._settings.base.conversation_ttl_days)).timestamp())
