@@ -11,6 +11,7 @@ locals {
     COMPANY_TABLE                = module.tables.names.company_data
     CONVERSATIONS_TABLE          = module.tables.names.conversations
     IDEMPOTENCY_TABLE            = module.tables.names.idempotency
+    MESSAGES_TABLE               = module.tables.names.messages
     EVENT_BUS_NAME               = module.event_routing.bus_name
     CHANNELS = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix }
     })
@@ -146,7 +147,7 @@ module "twilio_webhook" {
   description = "Verifies, records and publishes inbound Twilio messages, answering Twilio fast."
   filename    = "${local.build_dir}/twilio_webhook.zip"
   layers      = [module.shared_layer.arn]
-  # Twilio gives up after 15 s; the handler only writes DynamoDB and publishes one event.
+  # Twilio gives up after 15 s; a matched message is one Query and one transaction.
   timeout            = 10
   memory_size        = 512
   tracing_mode       = var.lambda_tracing_mode
@@ -161,12 +162,32 @@ module "twilio_webhook" {
 
   policy_statements = [
     {
-      sid       = "Tables"
-      actions   = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-      resources = concat(values(module.tables.arns), [module.tables.conversations_index_arns])
+      sid       = "ReadTenants"
+      actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.company_data]
     },
     {
-      sid       = "PublishReplies"
+      # The latest conversation (a Query on the local index) and the conversation's sequence
+      # number, written in one transaction with the message and its MessageSid claim.
+      sid       = "Conversations"
+      actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+      resources = [module.tables.arns.conversations, module.tables.conversations_index_arns]
+    },
+    {
+      sid       = "RecordMessages"
+      actions   = ["dynamodb:PutItem"]
+      resources = [module.tables.arns.messages]
+    },
+    {
+      # MessageSid claims; a claim for a message no conversation takes is released when its
+      # event cannot be published.
+      sid       = "ClaimMessageSids"
+      actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.idempotency]
+    },
+    {
+      # Only messages no conversation takes are published here; the outbox relay publishes the rest.
+      sid       = "PublishUnmatched"
       actions   = ["events:PutEvents"]
       resources = [module.event_routing.bus_arn]
     },
@@ -213,6 +234,7 @@ module "monitoring" {
     {
       handoff      = module.handoff_queue.dlq_name
       "events-dlq" = module.events_dlq.name
+      "outbox-dlq" = module.outbox_failures.name
     },
   )
 }

@@ -8,6 +8,7 @@ locals {
     reply_processor       = module.reply_processor.function_name
     initiate_conversation = module.initiate_conversation.function_name
     channel_sender        = module.channel_sender.function_name
+    outbox_relay          = module.outbox_relay.function_name
   }
 
   observed_queues = merge(
@@ -21,7 +22,7 @@ locals {
   all_dlq_names = compact(concat(
     [for queue in module.ai_reply_queue : queue.dlq_name],
     [for queue in module.outbound_queue : queue.dlq_name],
-    [module.handoff_queue.dlq_name, module.events_dlq.name],
+    [module.handoff_queue.dlq_name, module.events_dlq.name, module.outbox_failures.name],
   ))
 
   # Powertools writes the engine's metrics with one dimension, the function's service name.
@@ -30,10 +31,13 @@ locals {
     "reply-processor"       = ["RepliesSent", "MessagesSent", "Handoffs", "OptOuts", "RepliesSkipped", "RecordsFailed", "PostSendFailures", "HandoffNoticeFailures"]
     "initiate-conversation" = ["ConversationsRequested", "RepeatedRequests", "InitiateErrors"]
     "channel-sender"        = ["TemplatesSent", "DuplicateRequestsSkipped", "OutboundFailures", "PostSendUpdateFailures"]
+    "outbox-relay"          = ["EventsRelayed", "RelayRetries", "RecordsSkipped"]
   }
 
   dashboard_region = data.aws_region.current.name
-  dashboard_period = 300
+  # Two engine widgets per row, six units high; the other widgets follow below them.
+  dashboard_apps_height = ceil(length(local.app_metrics) / 2) * 6
+  dashboard_period      = 300
 
   dashboard_widgets = concat(
     [
@@ -58,7 +62,7 @@ locals {
       {
         type   = "metric"
         x      = 0
-        y      = 12
+        y      = local.dashboard_apps_height
         width  = 12
         height = 6
         properties = {
@@ -76,7 +80,7 @@ locals {
       {
         type   = "metric"
         x      = 12
-        y      = 12
+        y      = local.dashboard_apps_height
         width  = 12
         height = 6
         properties = {
@@ -97,7 +101,7 @@ locals {
       for index, metric in ["Errors", "Throttles", "Duration", "ConcurrentExecutions"] : {
         type   = "metric"
         x      = (index % 2) * 12
-        y      = 18 + floor(index / 2) * 6
+        y      = local.dashboard_apps_height + 6 + floor(index / 2) * 6
         width  = 12
         height = 6
         properties = {
@@ -114,7 +118,7 @@ locals {
       {
         type   = "metric"
         x      = 0
-        y      = 30
+        y      = local.dashboard_apps_height + 18
         width  = 12
         height = 6
         properties = {
@@ -129,7 +133,7 @@ locals {
       {
         type   = "metric"
         x      = 12
-        y      = 30
+        y      = local.dashboard_apps_height + 18
         width  = 12
         height = 6
         properties = {

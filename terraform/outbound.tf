@@ -133,6 +133,12 @@ module "channel_sender" {
       resources = [module.tables.arns.conversations]
     },
     {
+      # The template's message item, written in one transaction with the conversation's outcome.
+      sid       = "Messages"
+      actions   = ["dynamodb:UpdateItem"]
+      resources = [module.tables.arns.messages]
+    },
+    {
       # The heartbeat addresses the queue by URL, looked up once from the record's queue ARN.
       sid       = "FindOwnQueues"
       actions   = ["sqs:GetQueueUrl"]

@@ -49,7 +49,7 @@ output "event_bus_arn" {
 }
 
 output "tables" {
-  description = "DynamoDB table names: company_data, conversations, idempotency."
+  description = "DynamoDB table names: company_data, conversations, messages, idempotency."
   value       = module.tables.names
 }
 
@@ -73,6 +73,7 @@ output "dlqs" {
     {
       (module.handoff_queue.dlq_name) = module.handoff_queue.dlq_url
       (module.events_dlq.name)        = module.events_dlq.url
+      (module.outbox_failures.name)   = module.outbox_failures.url
     },
   )
 }
@@ -90,6 +91,7 @@ output "functions" {
 
     initiate_conversation = module.initiate_conversation.function_name
     channel_sender        = module.channel_sender.function_name
+    outbox_relay          = module.outbox_relay.function_name
   }
 }
 

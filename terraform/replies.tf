@@ -54,6 +54,13 @@ module "reply_processor" {
       resources = [module.tables.arns.conversations]
     },
     {
+      # The burst after answered_seq (one key range) and the reply's parts, written in the final
+      # transaction with the conversation.
+      sid       = "Messages"
+      actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+      resources = [module.tables.arns.messages]
+    },
+    {
       sid       = "TenantConfig"
       actions   = ["dynamodb:GetItem"]
       resources = [module.tables.arns.company_data]

@@ -111,9 +111,9 @@ variable "api_binary_media_types" {
 }
 
 variable "max_webhook_body_bytes" {
-  description = "Largest webhook body the handler accepts, in bytes."
+  description = "Largest webhook body the handler accepts, in bytes. The default fits the worst valid WhatsApp message: 4,096 characters of 4 UTF-8 bytes each, url-encoded as 3 bytes per byte (49,152 bytes), plus 16 KiB for the other fields."
   type        = number
-  default     = 16384
+  default     = 65536
 }
 
 variable "twilio_api_base_url" {
@@ -141,7 +141,7 @@ variable "event_target_max_age_seconds" {
 }
 
 variable "conversation_ttl_days" {
-  description = "Days after its last update a conversation expires (DynamoDB TTL on expires_at)."
+  description = "Days after its last message, in or out, a conversation expires (DynamoDB TTL on expires_at); each message item expires that many days after it was written."
   type        = number
   default     = 90
 }

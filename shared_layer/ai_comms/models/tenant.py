@@ -47,6 +47,17 @@ class AiSettings(_Strict):
         default="Ask for a human when the customer asks for one or when you cannot help.",
         description="Appended to the instructions: when the AI should answer with the handoff action.",
     )
+    compact_threshold_tokens: int = Field(
+        default=16_000,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Context size in tokens past which OpenAI compacts the conversation's earlier turns "
+            "(Responses context_management compaction), so every reply reads a bounded context however "
+            "long the conversation grows; 0 turns compaction off (truncation 'auto' still caps it at the "
+            "model's window)."
+        ),
+    )
 
 
 class ProjectConfig(_Strict):

@@ -44,15 +44,28 @@ class PermanentAiError(AiError):
     permanent = True
 
 
+class ContextTooLong(TransientAiError):
+    """The conversation's context no longer fits the model (context_length_exceeded): it heals only
+    in a new AI conversation."""
+
+
 class AiReply(BaseModel):
     reply: str
     action: Literal["none", "handoff"]
 
 
 def _classify(error: openai.OpenAIError) -> AiError:
+    if isinstance(error, openai.APIStatusError) and error.code == "context_length_exceeded":
+        return ContextTooLong("the AI conversation's context no longer fits the model")
     if isinstance(error, openai.APIStatusError) and error.status_code in {400, 401, 403, 404, 422}:
         return PermanentAiError(f"OpenAI refused the request ({error.status_code})")
     return TransientAiError(f"OpenAI unavailable ({type(error).__name__})")
+
+
+def _context_management(settings: AiSettings) -> Any:
+    if settings.compact_threshold_tokens <= 0:
+        return openai.omit
+    return [{"type": "compaction", "compact_threshold": settings.compact_threshold_tokens}]
 
 
 class AiClient:
@@ -74,9 +87,15 @@ class AiClient:
             )
         return self._clients[slot]
 
-    def create_conversation(self, api_key: str, metadata: dict[str, str]) -> str:
+    def create_conversation(
+        self, api_key: str, metadata: dict[str, str], history: list[tuple[str, str]] | None = None
+    ) -> str:
+        """A new OpenAI conversation, optionally opened with earlier turns ((role, text) pairs)."""
+        items: list[Any] = [
+            {"type": "message", "role": role, "content": text} for role, text in history or []
+        ]
         try:
-            conversation = self._client(api_key).conversations.create(metadata=metadata)
+            conversation = self._client(api_key).conversations.create(metadata=metadata, items=items)
         except openai.OpenAIError as error:
             raise _classify(error) from error
         return conversation.id
@@ -98,6 +117,9 @@ class AiClient:
                 instructions=instructions,
                 input=[{"role": "user", "content": text}],
                 max_output_tokens=settings.max_output_tokens,
+                # Never a context-length error for the model's window; compaction keeps it far smaller.
+                truncation="auto",
+                context_management=_context_management(settings),
                 text={"format": {"type": "json_schema", "name": name, "schema": schema, "strict": True}},
             )
         except openai.OpenAIError as error:

@@ -20,7 +20,7 @@ from ai_comms.models.events import ReplyWindowClosed
 from ai_comms.models.message import MessageAuthor
 from ai_comms.models.tenant import ProjectConfig
 from ai_comms.providers.events import EventPublisher
-from ai_comms.providers.openai_client import AiClient, AiError
+from ai_comms.providers.openai_client import AiClient, AiError, ContextTooLong
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
 from ai_comms.replies.opt_out import read_burst
@@ -44,6 +44,8 @@ WHATSAPP_PREFIX = "whatsapp:"
 REPLY_WINDOW = timedelta(hours=24)
 # What the AI reads for a message that carried only media: it must not see an empty turn.
 MEDIA_ONLY_TEXT = "(The customer sent an attachment without text.)"
+# Turns a replacement AI conversation opens with when the old one outgrew the model.
+CARRIED_OVER_MESSAGES = 20
 
 
 class ReplyDecider:
@@ -189,20 +191,19 @@ class ReplyDecider:
         try:
             ai_conversation_id = conversation.ai_conversation_id
             if ai_conversation_id is None:
-                ai_conversation_id = self._ai.create_conversation(
-                    api_key,
-                    metadata={
-                        "company_id": conversation.company_id,
-                        "project_id": conversation.project_id,
-                        "conversation_id": conversation.conversation_id,
-                    },
-                )
-                try:
-                    self._records.set_ai_conversation(lease, ai_conversation_id, iso(utc_now()))
-                except LeaseLost as error:
-                    raise RecordFailed("lease lost before the AI call", retry_in_seconds=1) from error
+                ai_conversation_id = self._open_ai_conversation(lease, conversation, api_key)
             started = time.monotonic()
-            reply = self._ai.reply(api_key, project.ai, ai_conversation_id, texts)
+            try:
+                reply = self._ai.reply(api_key, project.ai, ai_conversation_id, texts)
+            except ContextTooLong:
+                # Never the end of the conversation: it goes on in a new AI conversation that opens
+                # with the last turns of this one.
+                logger.warning("AI context too long; continuing in a new AI conversation")
+                metrics.add_metric(name="AiConversationsRestarted", unit=MetricUnit.Count, value=1)
+                ai_conversation_id = self._open_ai_conversation(
+                    lease, conversation, api_key, replacing=ai_conversation_id
+                )
+                reply = self._ai.reply(api_key, project.ai, ai_conversation_id, texts)
             metrics.add_metric(
                 name="AiLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
             )
@@ -214,6 +215,36 @@ class ReplyDecider:
             logger.warning("AI unavailable; the record will be retried", extra={"error": str(error)})
             raise RecordFailed(str(error), retry_in_seconds=None) from error
         return reply
+
+    def _open_ai_conversation(
+        self, lease: LeaseRef, conversation: Conversation, api_key: str, replacing: str | None = None
+    ) -> str:
+        """Create the AI conversation (for a replacement, opened with the last turns of the old one)
+        and keep its id on the record before it is used, so a retry continues the same one."""
+        history: list[tuple[str, str]] = []
+        if replacing is not None:
+            recent = self._messages.history(
+                conversation.conversation_id, limit=CARRIED_OVER_MESSAGES, newest_first=True
+            ).messages
+            history = [
+                ("user" if m.direction == "inbound" else "assistant", m.body)
+                for m in reversed(recent)
+                if m.body.strip() and not (m.direction == "inbound" and m.seq > conversation.answered_seq)
+            ]
+        created = self._ai.create_conversation(
+            api_key,
+            metadata={
+                "company_id": conversation.company_id,
+                "project_id": conversation.project_id,
+                "conversation_id": conversation.conversation_id,
+            },
+            history=history,
+        )
+        try:
+            self._records.set_ai_conversation(lease, created, iso(utc_now()), replacing=replacing)
+        except LeaseLost as error:
+            raise RecordFailed("lease lost before the AI call", retry_in_seconds=1) from error
+        return created
 
     def _expires_at(self, now: Any) -> int:
         return int((now + timedelta(days=self._settings.base.conversation_ttl_days)).timestamp())

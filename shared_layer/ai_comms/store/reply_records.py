@@ -129,13 +129,16 @@ class ReplyRecords:
                 raise LeaseLost("lease lost or record changed") from error
             raise
 
-    def set_ai_conversation(self, lease: LeaseRef, ai_conversation_id: str, now: str) -> None:
-        self._guarded(
-            lease,
-            "SET ai_conversation_id = :ai, updated_at = :now",
-            {":ai": {"S": ai_conversation_id}, ":now": {"S": now}},
-            "attribute_not_exists(ai_conversation_id)",
-        )
+    def set_ai_conversation(
+        self, lease: LeaseRef, ai_conversation_id: str, now: str, replacing: str | None = None
+    ) -> None:
+        """Keep the AI conversation's id: the first one, or a new one replacing `replacing`."""
+        values = {":ai": {"S": ai_conversation_id}, ":now": {"S": now}}
+        condition = "attribute_not_exists(ai_conversation_id)"
+        if replacing is not None:
+            values[":old"] = {"S": replacing}
+            condition = "ai_conversation_id = :old"
+        self._guarded(lease, "SET ai_conversation_id = :ai, updated_at = :now", values, condition)
 
     def store_pending(
         self,

@@ -3,7 +3,8 @@
 # report partial batch failures. Code comes as a prebuilt zip (no archive provider needed).
 
 locals {
-  consumes_queues = length(var.sqs_event_sources) > 0
+  consumes_queues  = length(var.sqs_event_sources) > 0
+  consumes_streams = length(var.stream_event_sources) > 0
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -51,6 +52,28 @@ data "aws_iam_policy_document" "this" {
         "sqs:GetQueueAttributes",
       ]
       resources = [for source in var.sqs_event_sources : source.queue_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.consumes_streams ? [1] : []
+
+    content {
+      sid       = "ConsumeStreams"
+      actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+      resources = [for source in var.stream_event_sources : source.stream_arn]
+    }
+  }
+
+  # The event source mapping writes the batches it gives up on to their failure queue itself, with
+  # the function's role.
+  dynamic "statement" {
+    for_each = local.consumes_streams ? [1] : []
+
+    content {
+      sid       = "RecordStreamFailures"
+      actions   = ["sqs:SendMessage"]
+      resources = distinct([for source in var.stream_event_sources : source.on_failure_queue_arn])
     }
   }
 
@@ -131,4 +154,40 @@ resource "aws_lambda_event_source_mapping" "sqs" {
 
   # Only the failed messages of a batch return to the queue; the rest are deleted.
   function_response_types = ["ReportBatchItemFailures"]
+}
+
+resource "aws_lambda_event_source_mapping" "stream" {
+  count = length(var.stream_event_sources)
+
+  function_name                      = aws_lambda_function.this.function_name
+  event_source_arn                   = var.stream_event_sources[count.index].stream_arn
+  starting_position                  = var.stream_event_sources[count.index].starting_position
+  batch_size                         = var.stream_event_sources[count.index].batch_size
+  maximum_batching_window_in_seconds = var.stream_event_sources[count.index].maximum_batching_window_in_seconds
+  maximum_retry_attempts             = var.stream_event_sources[count.index].maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.stream_event_sources[count.index].maximum_record_age_in_seconds
+  bisect_batch_on_function_error     = var.stream_event_sources[count.index].bisect_batch_on_function_error
+
+  # Only the failed record and those after it are retried (the function reports the first failure).
+  function_response_types = ["ReportBatchItemFailures"]
+
+  destination_config {
+    on_failure {
+      destination_arn = var.stream_event_sources[count.index].on_failure_queue_arn
+    }
+  }
+
+  dynamic "filter_criteria" {
+    for_each = length(var.stream_event_sources[count.index].filter_patterns) > 0 ? [1] : []
+
+    content {
+      dynamic "filter" {
+        for_each = var.stream_event_sources[count.index].filter_patterns
+
+        content {
+          pattern = filter.value
+        }
+      }
+    }
+  }
 }

@@ -99,3 +99,24 @@ variable "sqs_event_sources" {
   }))
   default = []
 }
+
+variable "stream_event_sources" {
+  description = "DynamoDB streams that trigger the function. Records of one shard arrive in order; a failed record (ReportBatchItemFailures) is retried with every later one until it succeeds or is older than maximum_record_age_in_seconds, then its batch is recorded in the on_failure_queue_arn queue. filter_patterns are Lambda event filter patterns (JSON): records matching none never invoke the function."
+  type = list(object({
+    stream_arn                         = string
+    starting_position                  = optional(string, "TRIM_HORIZON")
+    batch_size                         = optional(number, 100)
+    maximum_batching_window_in_seconds = optional(number, 0)
+    maximum_retry_attempts             = optional(number, -1)
+    maximum_record_age_in_seconds      = optional(number, -1)
+    bisect_batch_on_function_error     = optional(bool, true)
+    on_failure_queue_arn               = string
+    filter_patterns                    = optional(list(string), [])
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for source in var.stream_event_sources : contains(["TRIM_HORIZON", "LATEST"], source.starting_position)])
+    error_message = "starting_position must be TRIM_HORIZON or LATEST."
+  }
+}

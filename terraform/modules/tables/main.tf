@@ -1,4 +1,4 @@
-# The three DynamoDB tables of the engine. On-demand billing because traffic is bursty and small;
+# The DynamoDB tables of the engine. On-demand billing because traffic is bursty and small;
 # PITR and server-side encryption (AWS-owned KMS key for DynamoDB) on every table.
 
 resource "aws_dynamodb_table" "company_data" {
@@ -74,7 +74,46 @@ resource "aws_dynamodb_table" "conversations" {
   }
 }
 
-# Powertools idempotency persistence layer; its records expire through "expiration".
+# One item per message, keyed (conversation_id, position) so a conversation reads in order with one
+# Query and the customer messages after answered_seq are one key range. Its stream is the outbox:
+# the relay publishes each new customer message's event from it (NEW_IMAGE: the relay needs only
+# the new item). Messages expire through expires_at like the conversations.
+resource "aws_dynamodb_table" "messages" {
+  #checkov:skip=CKV_AWS_119:AWS-managed DynamoDB encryption is used; a customer-managed KMS key is an optional hardening for users.
+  name                        = "${var.name}-messages"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "conversation_id"
+  range_key                   = "position"
+  deletion_protection_enabled = var.deletion_protection
+  stream_enabled              = true
+  stream_view_type            = "NEW_IMAGE"
+
+  attribute {
+    name = "conversation_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "position"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+# Powertools idempotency persistence layer (and the webhook's MessageSid claims); records expire
+# through "expiration".
 resource "aws_dynamodb_table" "idempotency" {
   #checkov:skip=CKV_AWS_119:AWS-managed DynamoDB encryption is used; a customer-managed KMS key is an optional hardening for users.
   name                        = "${var.name}-idempotency"
