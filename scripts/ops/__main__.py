@@ -7,12 +7,13 @@ Results go to stdout, progress and errors to stderr, and the exit code tells a s
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ai_comms.masking import mask_address, mask_body
-from ops import conversations, dlq, replay, tenants
+from ops import conversations, dlq, migrate, replay, tenants
 from ops.errors import EXIT_FAILED, EXIT_OK, OpsError
 from ops.table import age, render, render_fields
 from ops.target import DEFAULT_NAME_PREFIX, WORKSPACE_ENV, Target
@@ -299,47 +300,99 @@ def _conversation_handback(target: Target, args: argparse.Namespace, out: TextIO
 # ---- parser ------------------------------------------------------------------------------------------
 
 
+# ---- migrate -----------------------------------------------------------------------------------------
+
+
+def _migrate(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    state = Path(args.state) if args.state else migrate.default_state_file(target)
+    report = migrate.migrate(
+        target, dry_run=args.dry_run, state_file=state, restart=args.restart, ttl_days=args.ttl_days
+    )
+    verb = "would move" if args.dry_run else "moved"
+    print(
+        f"{verb} {report.messages} messages of {report.conversations} conversations "
+        f"({report.scanned} records scanned)",
+        file=out,
+    )
+    for conversation_id in report.changed_meanwhile:
+        print(f"changed while migrating, run again: {conversation_id}", file=out)
+    for conversation_id in report.mismatched:
+        print(f"history does not match inbound_seq, left as it is: {conversation_id}", file=out)
+    if not report.complete and not args.dry_run:
+        print(f"state kept in {state}: the next run resumes there", file=sys.stderr)
+    return EXIT_OK if report.complete else EXIT_FAILED
+
+
+def leaf(
+    parent: "argparse._SubParsersAction[argparse.ArgumentParser]",
+    name: str,
+    helptext: str,
+    handler: Handler,
+    target: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    parser = parent.add_parser(
+        name,
+        help=helptext,
+        description=helptext,
+        parents=[target],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_migrate(
+    groups: "argparse._SubParsersAction[argparse.ArgumentParser]", target: argparse.ArgumentParser
+) -> None:
+    parser = leaf(
+        groups,
+        "migrate",
+        "move conversations whose history is one list on the record to one item per message "
+        "(idempotent; resumes from its state file)",
+        _migrate,
+        target,
+    )
+    parser.add_argument("--dry-run", action="store_true", help="count what would move; write nothing")
+    parser.add_argument(
+        "--state", metavar="FILE", help="where the scan position is kept (default ops-migrate-<name>.json)"
+    )
+    parser.add_argument("--restart", action="store_true", help="scan from the start, ignoring the state")
+    parser.add_argument(
+        "--ttl-days",
+        type=_positive,
+        default=90,
+        help="the deployment's conversation_ttl_days: each message expires that long after it was sent",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     target = _target_options()
     root = argparse.ArgumentParser(
         prog="python -m ops",
         description="Operate one workspace of the engine: dead-letter queues, event replay, tenants, "
-        "conversations. Works against real AWS or the local cloud (--endpoint-url).",
+        "conversations, migrations. Works against real AWS or the local cloud (--endpoint-url).",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[target],
     )
     groups = root.add_subparsers(dest="group", required=True, metavar="COMMAND")
 
-    def leaf(
-        parent: "argparse._SubParsersAction[argparse.ArgumentParser]",
-        name: str,
-        helptext: str,
-        handler: Handler,
-    ) -> argparse.ArgumentParser:
-        parser = parent.add_parser(
-            name,
-            help=helptext,
-            description=helptext,
-            parents=[target],
-            epilog=EXIT_CODES,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        parser.set_defaults(handler=handler)
-        return parser
-
     # dlq
     dlq_parser = groups.add_parser(
         "dlq", help="list, peek at and redrive dead-letter queues", parents=[target]
     )
     dlq_commands = dlq_parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    leaf(dlq_commands, "list", "every DLQ of the workspace with its depth and source queue", _dlq_list)
+    leaf(
+        dlq_commands, "list", "every DLQ of the workspace with its depth and source queue", _dlq_list, target
+    )
     show = leaf(
         dlq_commands,
         "show",
         "peek at a DLQ's messages without consuming them (each peek adds one to their receive count; "
         "they are released at once)",
         _dlq_show,
+        target,
     )
     show.add_argument("queue", metavar="QUEUE", help="name (with or without '<prefix>-<workspace>-') or URL")
     show.add_argument("--max", type=_positive, default=10, help="messages to show (default 10)")
@@ -350,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         "move a DLQ's messages back to their source queue (StartMessageMoveTask, else receive -> send -> "
         "delete, sending before deleting)",
         _dlq_redrive,
+        target,
     )
     redrive.add_argument(
         "queue", metavar="QUEUE", help="name (with or without '<prefix>-<workspace>-') or URL"
@@ -376,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay a window of the event archive onto the bus; repeating the same command reports the first "
         "replay, and the idempotent consumers make a replay send no duplicate reply",
         _replay,
+        target,
     )
     replay_parser.add_argument(
         "--from", dest="start", required=True, metavar="ISO", help="window start (UTC if no offset)"
@@ -405,16 +460,23 @@ def build_parser() -> argparse.ArgumentParser:
         "put",
         "validate a YAML/JSON project file with the engine's own model and write it",
         _tenant_put,
+        target,
     )
     put.add_argument("file", metavar="FILE", help="YAML or JSON (.json) file, '-' for stdin (YAML)")
     put.add_argument("--dry-run", action="store_true", help="validate only")
     get = leaf(
-        tenant_commands, "get", "print one project's configuration (the format `put` reads)", _tenant_get
+        tenant_commands,
+        "get",
+        "print one project's configuration (the format `put` reads)",
+        _tenant_get,
+        target,
     )
     get.add_argument("company", metavar="COMPANY")
     get.add_argument("project", metavar="PROJECT")
     get.add_argument("--format", choices=["yaml", "json"], default="yaml", help="default yaml")
-    leaf(tenant_commands, "list", "every project: status, channels, addresses", _tenant_list)
+    leaf(tenant_commands, "list", "every project: status, channels, addresses", _tenant_list, target)
+
+    _add_migrate(groups, target)
 
     # conversation
     conv_parser = groups.add_parser(
@@ -426,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
         "show",
         "a customer's latest (or given) conversation and its messages",
         _conversation_show,
+        target,
     )
     conv_show.add_argument("tel", metavar="TEL", help="customer number, '+44...' or 'whatsapp:+44...'")
     conv_show.add_argument("--conversation-id", metavar="ID", help="this conversation instead of the latest")
@@ -435,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         "handback",
         "clear handoff_to_human (only if set) and make the conversation active, so the AI answers again",
         _conversation_handback,
+        target,
     )
     handback.add_argument("tel", metavar="TEL", help="customer number")
     handback.add_argument("conversation_id", metavar="CONVERSATION_ID")

@@ -26,6 +26,7 @@ from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
 from ai_comms.models.tenant import ProjectConfig
 from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.dynamo import to_item
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
 from ops import dlq, replay
@@ -752,3 +753,118 @@ def test_progress_is_a_bar_on_a_tty_and_lines_elsewhere() -> None:
             lines.advance()
     assert "\r" not in log.getvalue()
     assert log.getvalue().splitlines() == ["moving: 1/4 (25%)", "moving: 4/4 (100%)"]
+
+
+# ---- migrate -----------------------------------------------------------------------------------------
+
+
+def _legacy_conversation(env: Env, conversation_id: str, turns: int) -> list[dict[str, str]]:
+    """A conversation as the old layout stored it: the whole history in one list on the record."""
+    at = "2026-03-01T10:00:00.000Z"
+    entries = [{"direction": "outbound", "sid": "SMtpl", "body": "[template HX1] {{1}}=Ada", "at": at}]
+    for n in range(1, turns + 1):
+        entries.append({"direction": "inbound", "sid": f"SMin{n}", "body": f"question {n}", "at": at})
+        entries.append({"direction": "outbound", "sid": f"SMout{n}a", "body": f"answer {n}", "at": at})
+        entries.append({"direction": "outbound", "sid": f"SMout{n}b", "body": f"more {n}", "at": at})
+    conversation = Conversation(
+        recipient_tel=CUSTOMER,
+        conversation_id=conversation_id,
+        channel="whatsapp",
+        company_id="acme",
+        project_id="support",
+        company_address=COMPANY,
+        customer_address="whatsapp:" + CUSTOMER,
+        inbound_seq=turns,
+        answered_seq=turns,
+        created_at=at,
+        updated_at=at,
+    )
+    item = to_item({**conversation.model_dump(mode="json"), "messages": entries})
+    item["inbound_sids"] = {"SS": [f"SMin{n}" for n in range(1, turns + 1)]}
+    item["channel_created_at"] = {"S": Conversation.sort_key_for(COMPANY, at)}
+    env.dynamodb.put_item(TableName=f"{NAME}-conversations", Item=item)
+    return entries
+
+
+def _history(env: Env, conversation_id: str) -> list[Message]:
+    return list(MessageRepository(env.dynamodb, f"{NAME}-messages").all_of(conversation_id))
+
+
+def _raw(env: Env, conversation_id: str) -> dict[str, Any]:
+    key = {"recipient_tel": {"S": CUSTOMER}, "conversation_id": {"S": conversation_id}}
+    item: dict[str, Any] = env.dynamodb.get_item(TableName=f"{NAME}-conversations", Key=key)["Item"]
+    return item
+
+
+def test_migrate_dry_run_counts_and_writes_nothing(env: Env, tmp_path: Path) -> None:
+    _legacy_conversation(env, "legacy-1", turns=3)
+    code, out = run("migrate", "--dry-run", "--state", str(tmp_path / "state.json"))
+    assert code == 0 and "would move 10 messages of 1 conversations" in out
+    assert _history(env, "legacy-1") == [] and "messages" in _raw(env, "legacy-1")
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_migrate_moves_the_history_to_items_in_order_and_is_idempotent(env: Env, tmp_path: Path) -> None:
+    entries = _legacy_conversation(env, "legacy-1", turns=3)
+    state = str(tmp_path / "state.json")
+
+    code, out = run("migrate", "--state", state)
+
+    assert code == 0 and "moved 10 messages of 1 conversations" in out
+    history = _history(env, "legacy-1")
+    assert [(m.direction, m.sid, m.body) for m in history] == [
+        (e["direction"], e["sid"], e["body"]) for e in entries
+    ]
+    assert [m.author for m in history[:3]] == ["template", "customer", "ai"]
+    assert [m.seq for m in history] == [0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert all(m.expires_at for m in history)
+    raw = _raw(env, "legacy-1")
+    assert "messages" not in raw and "inbound_sids" not in raw
+    assert raw["inbound_seq"] == {"N": "3"} and raw["last_activity_at"]["S"] == entries[-1]["at"]
+    # A second run finds nothing to do; the items are untouched.
+    code, out = run("migrate", "--state", state)
+    assert code == 0 and "moved 0 messages of 0 conversations" in out
+    assert _history(env, "legacy-1") == history
+
+
+def test_migrate_resumes_after_an_interruption(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ai_comms.store import legacy_history
+
+    for n in range(5):
+        _legacy_conversation(env, f"legacy-{n}", turns=2)
+    monkeypatch.setattr(legacy_history, "PAGE_SIZE", 2)
+    state = tmp_path / "state.json"
+    retire = legacy_history.LegacyHistory.retire
+    calls = {"n": 0}
+
+    def interrupted(self: Any, record: Any, last: str | None) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return retire(self, record, last)
+
+    monkeypatch.setattr(legacy_history.LegacyHistory, "retire", interrupted)
+    assert run("migrate", "--state", str(state))[0] == 130
+    assert json.loads(state.read_text())["conversations"] == 2  # the first page's checkpoint
+
+    monkeypatch.setattr(legacy_history.LegacyHistory, "retire", retire)
+    code, out = run("migrate", "--state", str(state))
+    assert code == 0 and "of 3 conversations" in out
+    assert not state.exists()
+    for n in range(5):
+        assert len(_history(env, f"legacy-{n}")) == 7 and "messages" not in _raw(env, f"legacy-{n}")
+
+
+def test_migrate_leaves_a_history_that_disagrees_with_its_counter(env: Env, tmp_path: Path) -> None:
+    _legacy_conversation(env, "legacy-1", turns=2)
+    env.dynamodb.update_item(
+        TableName=f"{NAME}-conversations",
+        Key={"recipient_tel": {"S": CUSTOMER}, "conversation_id": {"S": "legacy-1"}},
+        UpdateExpression="SET inbound_seq = :five",
+        ExpressionAttributeValues={":five": {"N": "5"}},
+    )
+    code, out = run("migrate", "--state", str(tmp_path / "state.json"))
+    assert code == 1 and "does not match inbound_seq, left as it is: legacy-1" in out
+    assert _history(env, "legacy-1") == [] and "messages" in _raw(env, "legacy-1")
