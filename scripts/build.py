@@ -44,8 +44,11 @@ WHEEL_TARGET = [
     "--only-binary=:all:",
     "--no-deps",
 ]
-# Where the layer's python/ folder lands in Lambda; compiled code names it in tracebacks.
+# Where the layer's python/ folder and the function's zip land in Lambda; compiled code names them
+# in tracebacks.
 LAYER_MOUNT = "/opt/python"
+FUNCTION_MOUNT = "/var/task"
+LAMBDA_CACHE_TAG = "cpython-312"
 _STAMP = ".requirements-sha256"
 
 
@@ -117,6 +120,38 @@ def compile_for_lambda(tree: Path) -> None:
         log("warning: some third-party files did not compile (they still ship as source)")
 
 
+def bytecode_for(sources: list[tuple[str, Path]], mount: str, scratch: Path) -> list[tuple[str, Path]]:
+    """Unchecked-hash bytecode of the project's own modules, beside them in __pycache__.
+
+    Lambda mounts the layer and the function read-only (/opt, /var/task), so without it every cold
+    start compiles the engine's own code again. Byte-identical for identical sources, so rebuilding
+    changes no CodeSha256. Only an interpreter of the runtime's version can write the runtime's
+    bytecode; another one builds sources only.
+    """
+    if sys.implementation.cache_tag != LAMBDA_CACHE_TAG:
+        log(f"warning: {sys.implementation.cache_tag} is not {LAMBDA_CACHE_TAG}; no bytecode for our code")
+        return []
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    compiled: list[tuple[str, Path]] = []
+    for arcname, path in sources:
+        if path.suffix != ".py":
+            continue
+        folder, _, filename = arcname.rpartition("/")
+        pyc_name = f"{folder + '/' if folder else ''}__pycache__/{Path(filename).stem}.{LAMBDA_CACHE_TAG}.pyc"
+        target = scratch / pyc_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        py_compile.compile(
+            str(path),
+            cfile=str(target),
+            dfile=f"{mount}/{arcname}",
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        compiled.append((pyc_name, target))
+    return compiled
+
+
 def tree_files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.name != _STAMP:
@@ -139,10 +174,11 @@ def build_layer(build_dir: Path) -> None:
         for path in tree_files(deps)
         if path.relative_to(deps).parts[0] != "bin"
     ]
-    entries += [
+    own = [
         (f"python/ai_comms/{path.relative_to(SHARED_PACKAGE).as_posix()}", path)
         for path in shared_package_files()
     ]
+    entries += own + bytecode_for(own, "/opt", build_dir / ".cache" / "bytecode" / "layer")
     write_deterministic_zip(build_dir / LAYER_ZIP, entries)
     log(f"{LAYER_ZIP}: {len(entries)} files")
 
@@ -166,7 +202,9 @@ def build_functions(build_dir: Path) -> None:
             stale.unlink()
             log(f"removed stale {stale.name}")
     for name, sources in functions.items():
-        write_deterministic_zip(build_dir / f"{name}.zip", [(path.name, path) for path in sources])
+        entries = [(path.name, path) for path in sources]
+        entries += bytecode_for(entries, FUNCTION_MOUNT, build_dir / ".cache" / "bytecode" / name)
+        write_deterministic_zip(build_dir / f"{name}.zip", entries)
         log(f"{name}.zip: {', '.join(path.name for path in sources)}")
     if not functions:
         log("warning: no lambdas/<name>/handler.py found")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ai_comms.models.events import EVENT_TYPES
+from ai_comms.models.event_types import EVENT_TYPES
 
 from .conftest import MAIN, SIDE, Stack, random_tel
 from .patterns import matching_rules, samples

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from ai_comms.models.events import ConversationRequested
+from ai_comms.models.outbound import ConversationRequested
 from ai_comms.outbound.initiate import CONVERSATION_NAMESPACE, conversation_id_for
 
 from .conftest import AUTH_TOKEN, CUSTOMER_NUMBER, Cloud

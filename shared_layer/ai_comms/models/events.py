@@ -1,10 +1,12 @@
-"""Events on the bus: the only definition. Tests check Terraform's rule patterns against them."""
+"""Events on the bus: the only definition. Tests check Terraform's rule patterns against them.
 
-from typing import Any, ClassVar, Literal
+ConversationRequested lives with the outbound request it carries (models.outbound), so a function
+that never starts conversations does not load those models; models.event_types lists them all.
+"""
+
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
-
-from ai_comms.models.outbound import Recipient, SendingContext
 
 SOURCE_PREFIX = "ai-comms."
 
@@ -40,23 +42,6 @@ class ReplyReceived(EventDetail):
     num_media: int = 0
     inbound_seq: int | None = None
     received_at: str
-
-
-class ConversationRequested(EventDetail):
-    """A client asked to start a conversation; the channel's outbound queue takes it to the sender."""
-
-    SOURCE: ClassVar[str] = SOURCE_PREFIX + "initiate-conversation"
-    DETAIL_TYPE: ClassVar[str] = "ConversationRequested"
-
-    route: Literal["outbound"] = "outbound"
-    company_id: str
-    project_id: str
-    conversation_id: str
-    request_id: str
-    recipient: Recipient
-    project_data: dict[str, Any]
-    sending: SendingContext
-    requested_at: str
 
 
 class HandoffRequested(EventDetail):
@@ -101,11 +86,3 @@ class ReplyWindowClosed(EventDetail):
     upto_seq: int
     last_inbound_at: str
     detected_at: str
-
-
-EVENT_TYPES: tuple[type[EventDetail], ...] = (
-    ReplyReceived,
-    ConversationRequested,
-    HandoffRequested,
-    ReplyWindowClosed,
-)

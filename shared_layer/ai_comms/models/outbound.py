@@ -6,11 +6,12 @@ request time: it holds secret references only, never secret values.
 """
 
 import json
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ai_comms.addresses import E164
+from ai_comms.models.events import SOURCE_PREFIX, EventDetail
 from ai_comms.models.tenant import AiSettings
 
 MAX_PROJECT_DATA_BYTES = 8192
@@ -84,3 +85,20 @@ class SendingContext(_Strict):
     template_variables: dict[str, str] = Field(min_length=1)
     twilio_secret_ref: str
     ai: AiSettings
+
+
+class ConversationRequested(EventDetail):
+    """A client asked to start a conversation; the channel's outbound queue takes it to the sender."""
+
+    SOURCE: ClassVar[str] = SOURCE_PREFIX + "initiate-conversation"
+    DETAIL_TYPE: ClassVar[str] = "ConversationRequested"
+
+    route: Literal["outbound"] = "outbound"
+    company_id: str
+    project_id: str
+    conversation_id: str
+    request_id: str
+    recipient: Recipient
+    project_data: dict[str, Any]
+    sending: SendingContext
+    requested_at: str

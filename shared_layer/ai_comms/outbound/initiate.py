@@ -38,8 +38,7 @@ from ai_comms.clock import iso, utc_now
 from ai_comms.config import Settings
 from ai_comms.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError, RetryLater
 from ai_comms.masking import mask_address
-from ai_comms.models.events import ConversationRequested
-from ai_comms.models.outbound import InitiateRequest, SendingContext
+from ai_comms.models.outbound import ConversationRequested, InitiateRequest, SendingContext
 from ai_comms.models.tenant import ProjectConfig
 from ai_comms.providers import aws_clients
 from ai_comms.providers.events import EventPublisher, PublishFailed

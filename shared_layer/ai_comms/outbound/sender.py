@@ -40,8 +40,8 @@ from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
 from ai_comms.masking import mask_address
 from ai_comms.models.conversation import Conversation
-from ai_comms.models.events import ConversationRequested
 from ai_comms.models.message import UNKNOWN_SID, Message
+from ai_comms.models.outbound import ConversationRequested
 from ai_comms.providers import aws_clients
 from ai_comms.providers.openai_client import AiClient
 from ai_comms.providers.secrets import get_secret_json
