@@ -42,6 +42,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
         metrics.add_metric(name="PostSendUpdateFailures", unit=MetricUnit.Count, value=1)
     elif result.outcome is Outcome.OUTCOME_UNKNOWN:
         metrics.add_metric(name="SendOutcomesUnknown", unit=MetricUnit.Count, value=1)
+    elif result.outcome is Outcome.WITHHELD:
+        metrics.add_metric(name="TemplatesWithheldOptedOut", unit=MetricUnit.Count, value=1)
     elif result.outcome is Outcome.ALREADY_SENT:
         metrics.add_metric(name="DuplicateRequestsSkipped", unit=MetricUnit.Count, value=1)
     return result.outcome.value

@@ -21,9 +21,8 @@ install_error_handlers(app, logger, metrics, errors_metric="InitiateErrors")
 def initiate() -> Response[str]:
     event = app.current_event
     request = parse_request(event.body, bool(event.is_base64_encoded), service.max_body_bytes)
-    # API Gateway puts the key it accepted into the request context; the header is the same value.
-    presented = event.request_context.identity.api_key or event.headers.get("x-api-key")
-    accepted = service.initiate(request, presented)
+    # API Gateway puts the id of the key it accepted into the request context.
+    accepted = service.initiate(request, event.request_context.identity.api_key_id)
     metrics.add_metric(
         name="RepeatedRequests" if accepted.duplicate else "ConversationsRequested",
         unit=MetricUnit.Count,

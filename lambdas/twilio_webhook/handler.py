@@ -48,6 +48,9 @@ def receive(channel: str) -> Response[str]:
     metrics.add_metric(
         name="DuplicatesDropped" if accepted.duplicate else "RepliesAccepted", unit=MetricUnit.Count, value=1
     )
+    if accepted.consent_change is not None:
+        name = "OptOutsRecorded" if accepted.consent_change == "opt_out" else "OptInsRecorded"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     return _twiml(200)
 
 

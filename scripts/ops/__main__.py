@@ -267,7 +267,7 @@ def _conversation_show(target: Target, args: argparse.Namespace, out: TextIO) ->
                 ("channel", conversation.channel),
                 ("status", conversation.status),
                 ("handed off", conversation.handoff_to_human),
-                ("opted out", conversation.opted_out),
+                ("consent", shown.consent.state if shown.consent else "opted_in (never asked)"),
                 ("ai conversation", conversation.ai_conversation_id),
                 ("created", conversation.created_at),
                 ("updated", conversation.updated_at),

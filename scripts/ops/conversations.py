@@ -11,8 +11,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import iso, utc_now
+from ai_comms.models.consent import Consent
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.dynamo import from_item
 from ai_comms.store.messages import MessageRepository
@@ -48,6 +50,7 @@ class Shown:
     # How many conversations the customer's number has.
     count: int
     messages: list[Message]
+    consent: Consent | None
 
 
 def show(target: Target, tel: str, conversation_id: str | None) -> Shown:
@@ -63,7 +66,10 @@ def show(target: Target, tel: str, conversation_id: str | None) -> Shown:
             raise NotFound("no conversation for that number")
         conversation, count = conversations[-1], len(conversations)
     messages = MessageRepository(target.client("dynamodb"), target.messages_table)
-    return Shown(conversation, count, list(messages.all_of(conversation.conversation_id)))
+    consent = ConsentRepository(target.client("dynamodb"), target.consent_table).get(
+        conversation.company_address, conversation.customer_address
+    )
+    return Shown(conversation, count, list(messages.all_of(conversation.conversation_id)), consent)
 
 
 def handback(target: Target, tel: str, conversation_id: str) -> Conversation:
@@ -75,9 +81,8 @@ def handback(target: Target, tel: str, conversation_id: str) -> Conversation:
             TableName=target.conversations_table,
             Key=key,
             UpdateExpression="SET handoff_to_human = :false, #status = :active, updated_at = :now",
-            # An opted-out customer stays silent whatever a human decides: no handback then.
-            ConditionExpression="attribute_exists(conversation_id) AND handoff_to_human = :true "
-            "AND (attribute_not_exists(opted_out) OR opted_out = :false)",
+            # An opted-out customer stays silent after a handback too: every send checks consent.
+            ConditionExpression="attribute_exists(conversation_id) AND handoff_to_human = :true",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
                 ":false": {"BOOL": False},
@@ -95,8 +100,6 @@ def handback(target: Target, tel: str, conversation_id: str) -> Conversation:
         )
         if "Item" not in current:
             raise NotFound(f"no conversation {conversation_id} for that number") from error
-        if current["Item"].get("opted_out", {}).get("BOOL"):
-            raise OpsError(f"the customer opted out of {conversation_id}; the AI must stay silent") from error
         raise OpsError(
             f"conversation {conversation_id} is not handed off to a human; nothing changed"
         ) from error

@@ -94,6 +94,10 @@ class Target:
         return self._table("messages", "messages")
 
     @property
+    def consent_table(self) -> str:
+        return self._table("consent", "consent")
+
+    @property
     def idempotency_table(self) -> str:
         return self._table("idempotency", "idempotency")
 

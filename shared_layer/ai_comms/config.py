@@ -26,6 +26,7 @@ class Settings:
     conversations_table: str
     idempotency_table: str
     messages_table: str
+    consent_table: str
     event_bus_name: str
     channels: dict[str, ChannelRuntime] = field(default_factory=dict)
     public_base_url: str = ""
@@ -49,6 +50,7 @@ class Settings:
             conversations_table=_required("CONVERSATIONS_TABLE"),
             idempotency_table=_required("IDEMPOTENCY_TABLE"),
             messages_table=_required("MESSAGES_TABLE"),
+            consent_table=_required("CONSENT_TABLE"),
             event_bus_name=_required("EVENT_BUS_NAME"),
             channels=channels,
             public_base_url=os.environ.get("PUBLIC_BASE_URL", "").rstrip("/"),

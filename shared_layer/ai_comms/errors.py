@@ -4,10 +4,12 @@
 class RequestError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, details: object | None = None) -> None:
+    def __init__(self, message: str, details: object | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        # A stable machine-readable reason ("recipient_opted_out"), answered as "error".
+        self.code = code
 
 
 class BadRequest(RequestError):
@@ -20,6 +22,10 @@ class Forbidden(RequestError):
 
 class NotFound(RequestError):
     status_code = 404
+
+
+class Conflict(RequestError):
+    status_code = 409
 
 
 class PayloadTooLarge(RequestError):

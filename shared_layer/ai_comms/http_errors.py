@@ -28,6 +28,8 @@ def install_error_handlers(
         logger.info("request refused", extra={"status": error.status_code, "reason": error.message})
         metrics.add_metric(name=f"Refused{error.status_code}", unit=MetricUnit.Count, value=1)
         body: dict[str, Any] = {"message": error.message}
+        if error.code is not None:
+            body["error"] = error.code
         if error.details is not None:
             body["errors"] = error.details
         return json_response(error.status_code, body)

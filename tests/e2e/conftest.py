@@ -34,7 +34,9 @@ from urllib.parse import urlencode
 import boto3
 import pytest
 
+from ai_comms.models.message import Message
 from ai_comms.providers.twilio_signature import sign
+from ai_comms.store.messages import MessageRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.cloud import LocalCloud
@@ -197,6 +199,11 @@ class Stack:
             self._leftovers.setdefault((workspace, key), []).extend(pending)
         seen = self.consumed_events(key, workspace) + self._leftovers.get((workspace, key), [])
         return [e for e in seen if e.get("detail", {}).get("message_sid") == message_sid]
+
+    def history(self, conversation_id: str, workspace: str = MAIN) -> list[Message]:
+        """A conversation's message items in order."""
+        table = self.outputs(workspace)["tables"]["messages"]
+        return list(MessageRepository(self.client("dynamodb"), table).all_of(conversation_id))
 
     @staticmethod
     def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2) -> T:

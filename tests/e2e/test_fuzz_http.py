@@ -149,7 +149,7 @@ def test_no_refused_request_left_a_trace(stack: Stack, target: tuple[SeededTenan
         for c in [conversations.latest_for(tel, tenant.address("whatsapp"))]
         if c is not None and c.company_id == tenant.company_id
     ]
-    assert record.messages == [] and record.inbound_seq == 0
+    assert stack.history(record.conversation_id) == [] and record.inbound_seq == 0
     idempotency = stack.client("dynamodb").scan(TableName=stack.outputs()["tables"]["idempotency"])["Items"]
     claimed = json.dumps(idempotency)
     assert not [sid for sid in SIDS if sid in claimed]

@@ -16,6 +16,7 @@ import pytest
 
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
 from ai_comms.splitting import TWILIO_MAX_CHARS
 from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
@@ -57,6 +58,9 @@ class Chat:
         found = self._repo.get(self.tel, self.conversation.conversation_id)
         assert found is not None
         return found
+
+    def history(self) -> list[Message]:
+        return self.stack.history(self.conversation.conversation_id)
 
     def replies(self) -> list[dict[str, Any]]:
         return [m for m in self.stack.twilio.messages() if m["to"] == self.customer]
@@ -118,7 +122,7 @@ def test_signed_webhook_gets_the_ai_reply_and_the_history_holds_both(chat: Chat)
 
     assert reply["from"] == chat.tenant.address("whatsapp")
     assert reply["body"] == "Thanks! You said: Where is my parcel?"
-    assert [(m.direction, m.sid, m.body) for m in record.messages] == [
+    assert [(m.direction, m.sid, m.body) for m in chat.history()] == [
         ("inbound", sid, "Where is my parcel?"),
         ("outbound", reply["sid"], reply["body"]),
     ]
@@ -262,7 +266,7 @@ def test_a_4000_character_reply_goes_out_as_three_messages_in_order(chat: Chat) 
     bodies = [m["body"] for m in chat.replies()]
     assert len(bodies) == 3 and all(len(b) <= TWILIO_MAX_CHARS for b in bodies)
     assert squashed("".join(bodies)) == squashed(text)
-    assert [m["sid"] for m in replies] == [m.sid for m in chat.record().messages if m.direction == "outbound"]
+    assert [m["sid"] for m in replies] == [m.sid for m in chat.history() if m.direction == "outbound"]
 
 
 def test_stop_gets_one_confirmation_no_ai_and_nothing_more_until_start(chat: Chat) -> None:

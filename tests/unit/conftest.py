@@ -29,6 +29,7 @@ TABLES = {
     "conversations": "t-conversations",
     "idempotency": "t-idempotency",
     "messages": "t-messages",
+    "consent": "t-consent",
 }
 BUS = "t-bus"
 
@@ -108,6 +109,18 @@ def create_tables(dynamodb: Any, names: dict[str, str] = TABLES) -> None:
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
     dynamodb.create_table(
+        TableName=names["consent"],
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "company_address", "KeyType": "HASH"},
+            {"AttributeName": "customer_address", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "company_address", "AttributeType": "S"},
+            {"AttributeName": "customer_address", "AttributeType": "S"},
+        ],
+    )
+    dynamodb.create_table(
         TableName=names["idempotency"],
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -160,6 +173,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         "CONVERSATIONS_TABLE": TABLES["conversations"],
         "IDEMPOTENCY_TABLE": TABLES["idempotency"],
         "MESSAGES_TABLE": TABLES["messages"],
+        "CONSENT_TABLE": TABLES["consent"],
         "EVENT_BUS_NAME": BUS,
         "CHANNELS": json.dumps({"whatsapp": {"address_prefix": "whatsapp:"}, "sms": {"address_prefix": ""}}),
         "POWERTOOLS_METRICS_NAMESPACE": "AiCommsTest",

@@ -22,8 +22,12 @@ from .lambda_context import FakeContext
 CONTENT_SID = "HX" + "a" * 32
 OPENAI_SECRET = "t/tenants/acme/openai"
 OPENAI_KEY = "sk-unit-openai-key"
-CLIENT_KEY_SECRET = "t/tenants/acme/api-key"
 CLIENT_KEY = "unit-client-key-0123456789"
+# API Gateway's ids of the clients' keys, and the clients Terraform names them (API_CLIENTS).
+CLIENT = "unit-client"
+CLIENT_KEY_ID = "k1unitclient"
+OTHER_KEY_ID = "k2otherclient"
+API_CLIENTS = {CLIENT_KEY_ID: CLIENT, OTHER_KEY_ID: "other-client"}
 # The rule Terraform generates for each channel; the tests route the bus with exactly this pattern.
 OUTBOUND_PATTERN = {
     "source": ["ai-comms.initiate-conversation"],
@@ -48,6 +52,7 @@ def outbound_project(**overrides: Any) -> ProjectConfig:
         "ai": AiSettings(
             model="gpt-unit", instructions="You write for Acme.", openai_secret_ref=OPENAI_SECRET
         ),
+        "api_clients": [CLIENT],
     }
     data.update(overrides)
     return ProjectConfig(**data)
@@ -70,7 +75,11 @@ def request_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def initiate_event(body: Any, *, api_key: str | None = CLIENT_KEY, raw: str | None = None) -> dict[str, Any]:
+def initiate_event(
+    body: Any, *, api_key_id: str | None = CLIENT_KEY_ID, raw: str | None = None
+) -> dict[str, Any]:
+    """The proxy event of a request API Gateway admitted with the key `api_key_id` (None: no key)."""
+    api_key = CLIENT_KEY if api_key_id else None
     text = raw if raw is not None else json.dumps(body)
     headers = {"Content-Type": "application/json", "Host": "abc123.execute-api.eu-west-1.amazonaws.com"}
     if api_key is not None:
@@ -93,7 +102,7 @@ def initiate_event(body: Any, *, api_key: str | None = CLIENT_KEY, raw: str | No
             "resourcePath": "/initiate-conversation",
             "httpMethod": "POST",
             "requestId": "r-1",
-            "identity": {"sourceIp": "203.0.113.9", "apiKey": api_key},
+            "identity": {"sourceIp": "203.0.113.9", "apiKey": api_key, "apiKeyId": api_key_id},
         },
         "body": text,
         "isBase64Encoded": False,
@@ -127,10 +136,10 @@ class Outbound:
 
 
 @pytest.fixture
-def outbound(cloud: Cloud) -> Outbound:
+def outbound(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Outbound:
+    monkeypatch.setenv("API_CLIENTS", json.dumps(API_CLIENTS))
     secrets = boto3.client("secretsmanager", region_name=REGION)
     secrets.create_secret(Name=OPENAI_SECRET, SecretString=json.dumps({"api_key": OPENAI_KEY}))
-    secrets.create_secret(Name=CLIENT_KEY_SECRET, SecretString=json.dumps({"api_key": CLIENT_KEY}))
     put_project(cloud, outbound_project())
     url = cloud.sqs.create_queue(QueueName="q-whatsapp-outbound", Attributes={"VisibilityTimeout": "30"})[
         "QueueUrl"

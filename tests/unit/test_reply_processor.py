@@ -191,14 +191,27 @@ def test_a_4000_character_reply_goes_out_as_three_ordered_parts(replies: Replies
     assert [m.sid for m in outbound] == [m["sid"] for m in replies.sent()]
 
 
+def _consent(replies: Replies) -> Any:
+    from ai_comms.store.consent import ConsentRepository
+
+    from .conftest import TABLES
+
+    return ConsentRepository(replies.cloud.dynamodb, TABLES["consent"]).get(
+        replies.conversation.company_address, replies.conversation.customer_address
+    )
+
+
 def test_stop_opts_out_with_one_confirmation_and_start_opts_back_in(replies: Replies) -> None:
-    replies.customer_says("  stop ")
+    channel = demo_project().channels["whatsapp"]
+    replies.customer_says("  stop. ")
     assert replies.deliver() == []
     assert replies.ai_calls() == []
-    assert [m["body"] for m in replies.sent()] == [demo_project().channels["whatsapp"].opt_out_confirmation]
-    stored = replies.stored()
-    assert stored.opted_out and stored.status == "opted_out" and stored.answered_seq == 1
+    assert [m["body"] for m in replies.sent()] == [channel.opt_out_confirmation]
+    consent = _consent(replies)
+    assert consent.state == "opted_out" and consent.change.keyword == "STOP"
+    assert replies.stored().answered_seq == 1 and replies.stored().status == "active"
 
+    # Opted out: no AI reply, and a second STOP is no second confirmation.
     replies.customer_says("hello?", "STOP", "anyone there")
     assert replies.deliver(one_by_one=True) == []
     assert replies.ai_calls() == [] and len(replies.sent()) == 1
@@ -206,8 +219,8 @@ def test_stop_opts_out_with_one_confirmation_and_start_opts_back_in(replies: Rep
     replies.customer_says("Start")
     assert replies.deliver() == []
     assert replies.ai_calls() == []
-    assert replies.sent()[-1]["body"] == demo_project().channels["whatsapp"].opt_in_confirmation
-    assert not replies.stored().opted_out and replies.stored().status == "active"
+    assert replies.sent()[-1]["body"] == channel.opt_in_confirmation
+    assert _consent(replies).state == "opted_in"
 
     replies.customer_says("what are your hours?")
     assert replies.deliver() == []
@@ -219,7 +232,7 @@ def test_unsubscribe_after_a_question_answers_nothing_but_the_confirmation(repli
     replies.customer_says("a question", "UNSUBSCRIBE")
     assert replies.deliver() == []
     assert replies.ai_calls() == []
-    assert len(replies.sent()) == 1 and replies.stored().opted_out
+    assert len(replies.sent()) == 1 and _consent(replies).state == "opted_out"
 
 
 def test_handoff_sets_the_flag_sends_the_notice_and_publishes_the_request(replies: Replies) -> None:

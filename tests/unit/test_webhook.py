@@ -77,11 +77,61 @@ def test_handoff_conversation_routes_to_handoff(cloud: Cloud, webhook: Any) -> N
     assert len(events["handoff"]) == 1 and events["ai_reply"] == []
 
 
-def test_unknown_sender_routes_unmatched(cloud: Cloud, webhook: Any) -> None:
-    assert invoke(webhook, webhook_event(twilio_form(From="whatsapp:+447700900999")))["statusCode"] == 200
+@pytest.mark.parametrize(
+    ("policy", "route", "status"),
+    [("ai", "ai_reply", "active"), ("handoff", "handoff", "handed_off"), ("ignore", None, "ignored")],
+)
+def test_a_customer_who_writes_first_opens_a_conversation_as_the_project_says(
+    cloud: Cloud, webhook: Any, policy: str, route: str | None, status: str
+) -> None:
+    from ai_comms.store.tenants import TenantRepository
+
+    from .conftest import demo_project
+
+    TenantRepository(cloud.dynamodb, TABLES["company"]).put_project(
+        demo_project(first_contact=policy), "2026-01-02T00:00:00Z"
+    )
+    stranger = "+447700900999"
+    form = twilio_form(From="whatsapp:" + stranger, Body="Hi, do you deliver on Sundays?")
+    assert invoke(webhook, webhook_event(form))["statusCode"] == 200
+
+    opened = ConversationRepository(cloud.dynamodb, TABLES["conversations"]).latest_for(
+        stranger, "whatsapp:" + COMPANY_NUMBER
+    )
+    assert opened is not None
+    assert (opened.status, opened.opened_by, opened.inbound_seq) == (status, "customer", 1)
+    assert opened.handoff_to_human is (policy == "handoff")
+    [message] = history(cloud, opened.conversation_id)
+    assert message.sid == form["MessageSid"] and message.body == "Hi, do you deliver on Sundays?"
     events = all_events(cloud)
-    assert len(events["unmatched"]) == 1
-    assert events["unmatched"][0]["detail"]["conversation_id"] is None
+    routed = {
+        name: [e["detail"]["conversation_id"] for e in found] for name, found in events.items() if found
+    }
+    assert routed == ({route: [opened.conversation_id]} if route else {})
+    # The next message joins it; it does not open another.
+    assert invoke(webhook, webhook_event(twilio_form(From="whatsapp:" + stranger)))["statusCode"] == 200
+    again = ConversationRepository(cloud.dynamodb, TABLES["conversations"]).latest_for(
+        stranger, "whatsapp:" + COMPANY_NUMBER
+    )
+    assert again is not None and again.conversation_id == opened.conversation_id and again.inbound_seq == 2
+
+
+def test_an_ended_conversation_never_captures_a_reply_meant_for_an_open_one(
+    cloud: Cloud, webhook: Any
+) -> None:
+    open_one = open_conversation(cloud)
+    ended = open_conversation(cloud, status="undelivered")  # newer, but its template never arrived
+    assert ended.created_at >= open_one.created_at
+    assert invoke(webhook, webhook_event())["statusCode"] == 200
+    [event] = all_events(cloud)["ai_reply"]
+    assert event["detail"]["conversation_id"] == open_one.conversation_id
+
+
+def test_a_message_after_every_conversation_ended_opens_a_new_one(cloud: Cloud, webhook: Any) -> None:
+    ended = open_conversation(cloud, status="closed")
+    assert invoke(webhook, webhook_event())["statusCode"] == 200
+    [event] = all_events(cloud)["ai_reply"]
+    assert event["detail"]["conversation_id"] not in {None, ended.conversation_id}
 
 
 def test_latest_conversation_wins(cloud: Cloud, webhook: Any) -> None:

@@ -2,42 +2,46 @@
 
 Order matters: nothing is read from the store with a request field before that field is checked
 (a key DynamoDB would refuse is a 400, not a 500), and nothing is stored before the signature is
-verified. A matched message is then one transaction (the conversation's next sequence number, the
-message item, the MessageSid claim): once it commits the message is safe and the answer is 200.
-Its ReplyReceived event is not published here: the messages table's stream carries every new
-message to the outbox relay (inbound.outbox), which publishes it. So a failing event bus never
-loses an accepted message, and a warm, matched message costs two AWS calls (one Query, one
+verified. The message then joins the newest open conversation between the customer and the company
+number (picked by state: an ended one never captures it), or opens a new one as the project's
+first_contact policy says. Either way it is one transaction: the MessageSid claim, the
+conversation's next sequence number (or the new conversation), a consent change when the message
+is an opt-out or opt-in keyword, and the message item. Once it commits the message is safe and the
+answer is 200. Its ReplyReceived event is not published here: the messages table's stream carries
+every new message to the outbox relay (inbound.outbox), which publishes it. So a failing event bus
+never loses an accepted message, and a warm, matched message costs two AWS calls (one Query, one
 TransactWriteItems). Twilio does not retry a webhook answered 5xx by default (only connection
 failures and timeouts), so a 5xx is kept for failures before anything was stored.
 """
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from ai_comms.addresses import AddressError, tel_of
 from ai_comms.clock import iso, utc_now
 from ai_comms.config import ChannelRuntime, Settings
+from ai_comms.consent.keywords import keyword_of, normalised
 from ai_comms.errors import BadRequest, Forbidden, NotFound, RetryLater
 from ai_comms.inbound.form import WEBHOOK_MAX_BODY_BYTES, decode_form
 from ai_comms.masking import mask_address
-from ai_comms.models.conversation import Conversation
-from ai_comms.models.events import ReplyReceived, ReplyRoute
+from ai_comms.models.consent import ConsentChange, ConsentChangeKind
+from ai_comms.models.conversation import Conversation, ConversationStatus
+from ai_comms.models.events import ReplyRoute
 from ai_comms.models.message import Message
 from ai_comms.models.tenant import AddressRoute, ProjectConfig
 from ai_comms.models.twilio_inbound import TwilioInbound
 from ai_comms.providers import aws_clients
-from ai_comms.providers.events import EventPublisher, PublishFailed
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.twilio_signature import FormParams, is_valid_signature
 from ai_comms.store.claims import Claims
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.conversations import INBOUND_CLAIM_PREFIX, ConversationRepository, Recorded
-from ai_comms.store.dynamo import condition_failed
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
@@ -47,6 +51,13 @@ logger = Logger(child=True)
 # A message racing another of the same conversation re-reads it; past this many tries the
 # conversation is too busy and Twilio gets a 503 (nothing was stored).
 MAX_RECORD_ATTEMPTS = 4
+# Fixed forever: the ids of the conversations customers open follow from it.
+FIRST_CONTACT_NAMESPACE = uuid.UUID("8c1f4f7e-3b2a-5d6c-9e0f-1a2b3c4d5e6f")
+FIRST_CONTACT_STATUS: dict[str, ConversationStatus] = {
+    "ai": "active",
+    "handoff": "handed_off",
+    "ignore": "ignored",
+}
 
 
 @dataclass(frozen=True)
@@ -64,17 +75,26 @@ class WebhookRequest:
 class Accepted:
     route: ReplyRoute | None
     duplicate: bool
+    consent_change: ConsentChangeKind | None = None
+
+
+def route_for(project: ProjectConfig, conversation: Conversation) -> ReplyRoute:
+    """Who takes the message: an inactive project's messages go to people, never to the AI."""
+    if project.status != "active" or conversation.handoff_to_human or conversation.status == "handed_off":
+        return "handoff"
+    if conversation.status == "ignored":
+        return "ignored"
+    return "ai_reply"
 
 
 class InboundService:
-    def __init__(self, settings: Settings, dynamodb: Any, events: Any) -> None:
+    def __init__(self, settings: Settings, dynamodb: Any) -> None:
         self._settings = settings
         self._tenants = TenantRepository(dynamodb, settings.company_table)
         self._conversations = ConversationRepository(dynamodb, settings.conversations_table)
         self._messages = MessageRepository(dynamodb, settings.messages_table)
+        self._consent = ConsentRepository(dynamodb, settings.consent_table)
         self._claims = Claims(settings.idempotency_table, INBOUND_CLAIM_PREFIX)
-        self._dynamodb = dynamodb
-        self._publisher = EventPublisher(events, settings.event_bus_name)
         self._routes: TtlCache[str, AddressRoute | None] = TtlCache(settings.tenant_cache_seconds)
         self._projects: TtlCache[tuple[str, str], ProjectConfig | None] = TtlCache(
             settings.tenant_cache_seconds
@@ -82,7 +102,7 @@ class InboundService:
 
     @classmethod
     def from_env(cls) -> "InboundService":
-        return cls(Settings.from_env(), aws_clients.lazy("dynamodb"), aws_clients.lazy("events"))
+        return cls(Settings.from_env(), aws_clients.lazy("dynamodb"))
 
     @property
     def public_base_url(self) -> str:
@@ -114,16 +134,15 @@ class InboundService:
             customer_tel = tel_of(inbound.from_, channel.address_prefix)
         except AddressError as error:
             raise BadRequest(f"From is not a {channel.name} address") from error
+        keyword = keyword_of(inbound.body, project.consent)
         for _ in range(MAX_RECORD_ATTEMPTS):
-            conversation = self._conversations.latest_for(customer_tel, inbound.to)
-            if conversation is None:
-                return self._publish_unmatched(channel, project, inbound, customer_tel)
-            recorded = self._record(conversation, inbound)
+            current, newest = self._conversations.open_for(customer_tel, inbound.to)
+            opens = current is None
+            conversation = current or self._first_contact(project, channel, inbound, customer_tel, newest)
+            recorded = self._record(project, conversation, inbound, keyword, opens)
             if recorded is not None:
                 return recorded
-        logger.warning(
-            "conversation kept changing; Twilio gets a 503", extra={"message_sid": inbound.message_sid}
-        )
+        logger.warning("conversation kept changing; answered 503", extra={"message_sid": inbound.message_sid})
         raise RetryLater("conversation busy")
 
     def _project_for(self, to: str, channel: ChannelRuntime) -> ProjectConfig:
@@ -142,16 +161,22 @@ class InboundService:
     def _verify(
         self, project: ProjectConfig, channel: ChannelRuntime, request: WebhookRequest, params: FormParams
     ) -> None:
-        settings = project.channels[channel.name]
-        try:
-            secret = get_secret_json(settings.twilio_secret_ref, self._settings.secret_cache_seconds)
-        except SecretUnavailable as error:
-            logger.error("twilio secret unavailable", extra={"project_id": project.project_id})
-            raise RetryLater("credentials unavailable") from error
+        """The signature with the tenant's auth token, and the AccountSid its secret names. A signature
+        that does not match the cached secret is checked once more against the secret as stored now:
+        a token rotated in Secrets Manager is accepted at once, never answered 403 until caches expire."""
+        reference = project.channels[channel.name].twilio_secret_ref
         signature = request.headers.get("x-twilio-signature", "")
         settings_header = request.headers.get("x-twilio-webhooks-signature-settings")
-        token = str(secret.get("auth_token", ""))
-        if not is_valid_signature(token, request.url, params, signature, settings_header):
+        for fresh in (False, True):
+            try:
+                secret = get_secret_json(reference, self._settings.secret_cache_seconds, force_fetch=fresh)
+            except SecretUnavailable as error:
+                logger.error("twilio secret unavailable", extra={"project_id": project.project_id})
+                raise RetryLater("credentials unavailable") from error
+            token = str(secret.get("auth_token", ""))
+            if is_valid_signature(token, request.url, params, signature, settings_header):
+                break
+        else:
             logger.warning("signature rejected", extra={"project_id": project.project_id})
             raise Forbidden("request not authenticated")
         account_sid = secret.get("account_sid")
@@ -159,20 +184,61 @@ class InboundService:
             logger.warning("account sid does not match the tenant", extra={"project_id": project.project_id})
             raise Forbidden("request not authenticated")
 
-    def _record(self, conversation: Conversation, inbound: TwilioInbound) -> Accepted | None:
-        """Record the message on `conversation`; None when the record changed and must be read again."""
+    def _first_contact(
+        self,
+        project: ProjectConfig,
+        channel: ChannelRuntime,
+        inbound: TwilioInbound,
+        customer_tel: str,
+        newest: Conversation | None,
+    ) -> Conversation:
+        """The conversation a customer's first message (or the first after the last one ended) opens,
+        as the project's first_contact policy says. Its id follows from what came before, so two
+        first messages racing each other open the same conversation, and the second joins it."""
+        now = iso(utc_now())
+        status = FIRST_CONTACT_STATUS[project.first_contact]
+        seed = f"{inbound.to}|{customer_tel}|after:{newest.conversation_id if newest else '-'}"
+        return Conversation(
+            recipient_tel=customer_tel,
+            conversation_id=str(uuid.uuid5(FIRST_CONTACT_NAMESPACE, seed)),
+            channel=channel.name,
+            company_id=project.company_id,
+            project_id=project.project_id,
+            company_address=inbound.to,
+            customer_address=inbound.from_,
+            status=status,
+            handoff_to_human=status == "handed_off",
+            opened_by="customer",
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _record(
+        self,
+        project: ProjectConfig,
+        conversation: Conversation,
+        inbound: TwilioInbound,
+        keyword: ConsentChangeKind | None,
+        opens: bool,
+    ) -> Accepted | None:
+        """Record the message on `conversation`; None when the record changed and must be read again.
+
+        A keyword changes the customer's consent in the same transaction; when the customer is in
+        that state already, the message is recorded without it (a repeated STOP changes nothing and
+        gets no second confirmation)."""
         now = utc_now()
-        route: ReplyRoute = "handoff" if conversation.handoff_to_human else "ai_reply"
+        expires_at = self._expires_at(now)
+        route = route_for(project, conversation)
         message = Message(
             conversation_id=conversation.conversation_id,
             direction="inbound",
             author="customer",
-            seq=conversation.inbound_seq + 1,
+            seq=1 if opens else conversation.inbound_seq + 1,
             sid=inbound.message_sid,
             body=inbound.body,
             at=iso(now),
             num_media=inbound.num_media,
-            expires_at=self._expires_at(now),
+            expires_at=expires_at,
             route=route,
             channel=conversation.channel,
             company_id=conversation.company_id,
@@ -180,10 +246,24 @@ class InboundService:
             recipient_tel=conversation.recipient_tel,
             customer_address=conversation.customer_address,
             company_address=conversation.company_address,
+            consent_change=keyword,
         )
-        outcome = self._conversations.record_inbound(
-            conversation, message, self._messages, self._claims, self._expires_at(now)
-        )
+        record = conversation
+        if opens:
+            record = conversation.model_copy(
+                update={
+                    "inbound_seq": 1,
+                    "last_inbound_at": message.at,
+                    "last_activity_at": message.at,
+                    "expires_at": expires_at,
+                }
+            )
+        write = self._conversations.record_inbound
+        extra = self._consent_change(conversation, message) if keyword else []
+        outcome = write(record, message, self._messages, self._claims, expires_at, opens=opens, extra=extra)
+        if outcome is Recorded.EXTRA_REFUSED:
+            message = message.model_copy(update={"consent_change": None})
+            outcome = write(record, message, self._messages, self._claims, expires_at, opens=opens)
         if outcome is Recorded.CHANGED:
             return None
         duplicate = outcome is Recorded.DUPLICATE
@@ -193,55 +273,32 @@ class InboundService:
                 "message_sid": inbound.message_sid,
                 "route": route,
                 "conversation_id": conversation.conversation_id,
+                "opened": opens and not duplicate,
                 "inbound_seq": None if duplicate else message.seq,
+                "consent_change": None if duplicate else message.consent_change,
                 "from": mask_address(conversation.customer_address),
             },
         )
-        return Accepted(route=route, duplicate=duplicate)
+        change = None if duplicate else message.consent_change
+        return Accepted(route=route, duplicate=duplicate, consent_change=change)
 
-    def _publish_unmatched(
-        self, channel: ChannelRuntime, project: ProjectConfig, inbound: TwilioInbound, customer_tel: str
-    ) -> Accepted:
-        """No conversation to record it on: claim the sid, publish the event, release the claim when
-        the publish fails (nothing else was stored, so Twilio's retry may do it again)."""
-        claim = self._claims.claim_request(inbound.message_sid, int(utc_now().timestamp()), "unmatched")
-        try:
-            self._dynamodb.put_item(**claim["Put"])
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
-            logger.info("duplicate message dropped", extra={"message_sid": inbound.message_sid})
-            return Accepted(route="unmatched", duplicate=True)
-        event = ReplyReceived(
-            channel=channel.name,
-            route="unmatched",
-            company_id=project.company_id,
-            project_id=project.project_id,
-            conversation_id=None,
-            recipient_tel=customer_tel,
-            customer_address=inbound.from_,
-            company_address=inbound.to,
-            message_sid=inbound.message_sid,
-            body=inbound.body,
-            num_media=inbound.num_media,
-            received_at=iso(utc_now()),
+    def _consent_change(self, conversation: Conversation, message: Message) -> list[dict[str, Any]]:
+        assert message.consent_change is not None and message.sid is not None
+        change = ConsentChange(
+            state="opted_out" if message.consent_change == "opt_out" else "opted_in",
+            at=message.at,
+            source="keyword",
+            keyword=normalised(message.body),
+            message_sid=message.sid,
+            conversation_id=conversation.conversation_id,
         )
-        try:
-            event_id = self._publisher.publish(event)
-        except (PublishFailed, ClientError, BotoCoreError) as error:
-            logger.error("publish failed; the claim is released", extra={"message_sid": inbound.message_sid})
-            try:
-                self._dynamodb.delete_item(
-                    TableName=self._claims.table, Key=self._claims.key(inbound.message_sid)
-                )
-            except (ClientError, BotoCoreError):
-                logger.warning("claim not released; a retry within its lifetime is dropped")
-            raise RetryLater("event bus unavailable") from error
-        logger.info(
-            "reply accepted",
-            extra={"message_sid": inbound.message_sid, "route": "unmatched", "event_id": event_id},
+        return self._consent.change_requests(
+            conversation.company_address,
+            conversation.customer_address,
+            conversation.company_id,
+            conversation.project_id,
+            change,
         )
-        return Accepted(route="unmatched", duplicate=False)
 
     def _expires_at(self, now: Any) -> int:
         return int((now + timedelta(days=self._settings.conversation_ttl_days)).timestamp())

@@ -11,8 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field
 from ai_comms.models.message import MessageAuthor
 
 ConversationStatus = Literal[
-    "initiating", "sending", "active", "handed_off", "window_closed", "opted_out", "failed", "closed"
+    "initiating",
+    "sending",
+    "active",
+    "handed_off",
+    "window_closed",
+    "ignored",
+    "opted_out",
+    "failed",
+    "undelivered",
+    "closed",
 ]
+# A customer's message joins the newest conversation in one of these; the others have ended.
+OPEN_STATUSES = frozenset(
+    {"initiating", "sending", "active", "handed_off", "window_closed", "ignored", "opted_out"}
+)
 
 
 PendingAction = Literal["none", "handoff", "opt_out", "opt_in"]
@@ -69,13 +82,14 @@ class Conversation(BaseModel):
     last_inbound_at: str | None = None
     # The last message in or out: the conversation expires conversation_ttl_days after it.
     last_activity_at: str | None = None
-    opted_out: bool = False
     pending_reply: PendingReply | None = None
     # The reply processor's lease: who answers the conversation now, until when, and up to which
     # inbound message (so a second processor can tell whether the holder covers its message).
     lease_owner: str | None = None
     lease_until: int | None = None
     lease_upto: int | None = None
+    # Who started it: the company (an outbound template) or the customer writing first.
+    opened_by: Literal["company", "customer"] = "company"
     created_at: str
     updated_at: str
     expires_at: int | None = None

@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict
 
 SOURCE_PREFIX = "ai-comms."
 
-ReplyRoute = Literal["ai_reply", "handoff", "unmatched"]
+# ai_reply: the AI answers; handoff: a person has the conversation (or the project is inactive);
+# ignored: recorded only (the project's first-contact policy); unmatched: the route of events from
+# before every accepted message opened a conversation, kept so replays of the archive still route.
+ReplyRoute = Literal["ai_reply", "handoff", "ignored", "unmatched"]
 
 
 class EventDetail(BaseModel):
@@ -42,6 +45,9 @@ class ReplyReceived(EventDetail):
     num_media: int = 0
     inbound_seq: int | None = None
     received_at: str
+    # Set when this message (a keyword) changed the customer's consent: whatever the route, the
+    # reply processor sends the tenant's confirmation once.
+    consent_change: Literal["opt_out", "opt_in"] | None = None
 
 
 class HandoffRequested(EventDetail):

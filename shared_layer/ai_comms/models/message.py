@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ai_comms.models.consent import ConsentChangeKind
 from ai_comms.models.events import ReplyReceived, ReplyRoute
 
 MessageDirection = Literal["inbound", "outbound"]
@@ -45,6 +46,8 @@ class Message(BaseModel):
     recipient_tel: str | None = None
     customer_address: str | None = None
     company_address: str | None = None
+    # A keyword message that changed the customer's consent.
+    consent_change: ConsentChangeKind | None = None
 
     def reply_received(self) -> ReplyReceived:
         """The event announcing this inbound message; ValueError for a message that is not one."""
@@ -65,5 +68,6 @@ class Message(BaseModel):
                 "num_media": self.num_media,
                 "inbound_seq": self.seq,
                 "received_at": self.at,
+                "consent_change": self.consent_change,
             }
         )

@@ -1,5 +1,6 @@
 """Company/project configuration, as stored in the company-data table and managed with `ops tenant put`."""
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -38,6 +39,37 @@ class ChannelSettings(_Strict):
         return value
 
 
+DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE")
+DEFAULT_OPT_IN_KEYWORDS = ("START", "UNSTOP")
+_KEYWORD = r"^[A-Z0-9]{1,32}$"
+
+
+class ConsentPolicy(_Strict):
+    """The messages that opt a customer out of (and back into) this project's messages."""
+
+    opt_out_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_OPT_OUT_KEYWORDS), min_length=1)
+    opt_in_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_OPT_IN_KEYWORDS), min_length=1)
+
+    @field_validator("opt_out_keywords", "opt_in_keywords")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        words = [word.strip().upper() for word in value]
+        bad = [word for word in words if not re.match(_KEYWORD, word)]
+        if bad:
+            raise ValueError(f"keywords are 1-32 letters or digits without spaces: {', '.join(bad)}")
+        return words
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "ConsentPolicy":
+        both = sorted(set(self.opt_out_keywords) & set(self.opt_in_keywords))
+        if both:
+            raise ValueError(f"keywords both opt out and opt in: {', '.join(both)}")
+        return self
+
+
+FirstContact = Literal["ai", "handoff", "ignore"]
+
+
 class AiSettings(_Strict):
     model: str = "gpt-4.1-mini"
     instructions: str = Field(min_length=1)
@@ -67,7 +99,20 @@ class ProjectConfig(_Strict):
     allowed_channels: list[str] = Field(min_length=1)
     channels: dict[str, ChannelSettings]
     ai: AiSettings
-    api_key_secret_ref: str | None = None
+    consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
+    first_contact: FirstContact = Field(
+        default="ai",
+        description=(
+            "A customer who writes first (no open conversation): 'ai' opens a conversation the AI "
+            "answers, 'handoff' opens it with a person, 'ignore' records the message only."
+        ),
+    )
+    api_clients: list[str] = Field(
+        default_factory=list,
+        description=(
+            "API clients (names in Terraform's api_keys) that may act for this project; none may by default."
+        ),
+    )
 
     @model_validator(mode="after")
     def _allowed_channels_are_configured(self) -> "ProjectConfig":

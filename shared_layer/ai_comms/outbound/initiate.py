@@ -1,9 +1,9 @@
 """What POST /initiate-conversation does: validate, check the tenant, publish ConversationRequested once.
 
-API Gateway has already checked the client's API key against the usage plan before this code runs.
-A project may in addition name its own key (``api_key_secret_ref``, a secret {"api_key": "..."}):
-then only that key may start its conversations, so one client's key cannot start another tenant's.
-Projects without it accept any key of the usage plan (one trusted integrator serving every tenant).
+API Gateway has already checked the client's API key against the usage plan before this code runs;
+the key must also be one of the clients the project names (api_access): deny by default. A
+recipient who opted out of the company address is refused (409 recipient_opted_out) before anything
+is published; the channel sender checks again right before it sends.
 
 The conversation id is derived from (company, project, request_id), so a client retrying with its
 request_id always learns the same id. The publish is wrapped in Powertools idempotency keyed on the
@@ -14,7 +14,6 @@ under one id. The sender's conditional create is the last guard when a retry out
 
 import base64
 import binascii
-import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -34,15 +33,16 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from pydantic import ValidationError
 
 from ai_comms.addresses import address_of
+from ai_comms.api_access import ApiAccess
 from ai_comms.clock import iso, utc_now
 from ai_comms.config import Settings
-from ai_comms.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestError, RetryLater
+from ai_comms.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge, RetryLater
 from ai_comms.masking import mask_address
 from ai_comms.models.outbound import ConversationRequested, InitiateRequest, SendingContext
 from ai_comms.models.tenant import ProjectConfig
 from ai_comms.providers import aws_clients
 from ai_comms.providers.events import EventPublisher, PublishFailed
-from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.tenants import TenantRepository
 from ai_comms.ttl_cache import TtlCache
 
@@ -53,10 +53,6 @@ CONVERSATION_NAMESPACE = uuid.UUID("5b0f3c1e-8d4a-5c6b-9f27-3e1d2a4b6c80")
 REQUEST_MEMORY_SECONDS = 24 * 3600
 # A request is a few hundred bytes; project_data is capped at 8 KiB (models.outbound).
 DEFAULT_MAX_BODY_BYTES = 16384
-
-
-class Conflict(RequestError):
-    status_code = 409
 
 
 @dataclass(frozen=True)
@@ -107,9 +103,11 @@ def parse_request(body: str | None, is_base64: bool, max_bytes: int) -> Initiate
 
 
 class InitiateService:
-    def __init__(self, settings: Settings, dynamodb: Any, events: Any) -> None:
+    def __init__(self, settings: Settings, dynamodb: Any, events: Any, access: ApiAccess) -> None:
         self._settings = settings
         self._tenants = TenantRepository(dynamodb, settings.company_table)
+        self._consent = ConsentRepository(dynamodb, settings.consent_table)
+        self._access = access
         self._publisher = EventPublisher(events, settings.event_bus_name)
         self._projects: TtlCache[tuple[str, str], ProjectConfig | None] = TtlCache(
             settings.tenant_cache_seconds
@@ -131,7 +129,12 @@ class InitiateService:
 
     @classmethod
     def from_env(cls) -> "InitiateService":
-        return cls(Settings.from_env(), aws_clients.lazy("dynamodb"), aws_clients.lazy("events"))
+        return cls(
+            Settings.from_env(),
+            aws_clients.lazy("dynamodb"),
+            aws_clients.lazy("events"),
+            ApiAccess.from_env(),
+        )
 
     @property
     def max_body_bytes(self) -> int:
@@ -140,10 +143,19 @@ class InitiateService:
     def register_context(self, context: Any) -> None:
         self._idempotency.register_lambda_context(context)
 
-    def initiate(self, request: InitiateRequest, presented_key: str | None) -> Accepted:
-        project = self._project(request.company_id, request.project_id)
-        self._check_tenant_key(project, presented_key)
+    def initiate(self, request: InitiateRequest, api_key_id: str | None) -> Accepted:
+        project = self._projects.get_or_load(
+            (request.company_id, request.project_id),
+            lambda: self._tenants.get_project(request.company_id, request.project_id),
+        )
+        self._access.check(project, api_key_id)
+        assert project is not None
         sending = self._sending_context(project, request)
+        if self._consent.is_opted_out(sending.company_address, sending.customer_address):
+            logger.info(
+                "recipient opted out; nothing published", extra={"to": mask_address(sending.customer_address)}
+            )
+            raise Conflict("the recipient opted out of this company's messages", code="recipient_opted_out")
         conversation_id = conversation_id_for(request.company_id, request.project_id, request.request_id)
         payload = {**request.model_dump(mode="json"), "conversation_id": conversation_id}
         try:
@@ -158,13 +170,6 @@ class InitiateService:
         return Accepted(
             conversation_id=str(result["conversation_id"]), duplicate=bool(result.get("duplicate"))
         )
-
-    def _project(self, company_id: str, project_id: str) -> ProjectConfig:
-        key = (company_id, project_id)
-        project = self._projects.get_or_load(key, lambda: self._tenants.get_project(*key))
-        if project is None:
-            raise NotFound("unknown company or project")
-        return project
 
     def _sending_context(self, project: ProjectConfig, request: InitiateRequest) -> SendingContext:
         channel = request.channel_method
@@ -184,19 +189,6 @@ class InitiateService:
             twilio_secret_ref=settings.twilio_secret_ref,
             ai=project.ai,
         )
-
-    def _check_tenant_key(self, project: ProjectConfig, presented_key: str | None) -> None:
-        if project.api_key_secret_ref is None:
-            return
-        try:
-            secret = get_secret_json(project.api_key_secret_ref, self._settings.secret_cache_seconds)
-        except SecretUnavailable as error:
-            logger.error("project api key secret unavailable", extra={"project_id": project.project_id})
-            raise RetryLater("credentials unavailable") from error
-        expected = str(secret.get("api_key", ""))
-        if not expected or not hmac.compare_digest(expected.encode(), (presented_key or "").encode()):
-            logger.warning("api key not bound to this project", extra={"project_id": project.project_id})
-            raise Forbidden("API key not valid for this project")
 
     def _publish(self, request: dict[str, Any], sending: SendingContext) -> dict[str, Any]:
         parsed = InitiateRequest.model_validate({k: v for k, v in request.items() if k != "conversation_id"})

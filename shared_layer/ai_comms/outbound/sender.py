@@ -47,6 +47,7 @@ from ai_comms.providers.openai_client import AiClient
 from ai_comms.providers.secrets import get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.outbound_records import OutboundRecord, OutboundRecords
 
 logger = Logger(child=True)
@@ -59,6 +60,8 @@ CLAIM_POLL_SECONDS = 0.5
 class Outcome(StrEnum):
     SENT = "sent"
     ALREADY_SENT = "already_sent"
+    # The recipient opted out after the request was accepted: nothing sent, the conversation closed.
+    WITHHELD = "withheld"
     SENT_UNRECORDED = "sent_unrecorded"
     OUTCOME_UNKNOWN = "outcome_unknown"
 
@@ -155,6 +158,7 @@ class ChannelSender:
         self._settings = settings
         self._sender = sender
         self._records = OutboundRecords(dynamodb, settings.conversations_table, settings.messages_table)
+        self._consent = ConsentRepository(dynamodb, settings.consent_table)
         self._sqs = sqs
         self._ai = ai
         self._twilio = twilio
@@ -219,8 +223,8 @@ class ChannelSender:
         started = iso(utc_now())
         tel, conversation_id = request.recipient.tel, request.conversation_id
         record = self._create_or_get(request, started)
-        if record.sent:
-            logger.info("already sent; nothing to do", extra={"conversation_id": conversation_id})
+        if record.finished:
+            logger.info("already done; nothing to do", extra={"conversation_id": conversation_id})
             return SendResult(Outcome.ALREADY_SENT, conversation_id)
         if record.status == "failed":
             raise OutboundFailure(f"request already failed: {record.last_error}", permanent=True)
@@ -270,6 +274,11 @@ class ChannelSender:
         not_claimed = self._claim(request, claim_id, body, heartbeat, remaining_ms)
         if not_claimed is not None:
             return SendResult(not_claimed, conversation_id)
+        # The customer may have opted out since the request was accepted: checked right before the send.
+        if self._consent.is_opted_out(sending.company_address, sending.customer_address):
+            self._records.withhold(tel, conversation_id, claim_id, "recipient_opted_out", iso(utc_now()))
+            logger.info("recipient opted out; template not sent", extra={"conversation_id": conversation_id})
+            return SendResult(Outcome.WITHHELD, conversation_id)
 
         send_started = time.monotonic()
         try:
@@ -374,8 +383,8 @@ class ChannelSender:
             record = self._records.get(tel, conversation_id)
             if record is None:
                 raise OutboundFailure("conversation record vanished")
-            if record.sent:
-                logger.info("another delivery sent it", extra={"conversation_id": conversation_id})
+            if record.finished:
+                logger.info("another delivery finished it", extra={"conversation_id": conversation_id})
                 return Outcome.ALREADY_SENT
             if record.status == "failed":
                 raise OutboundFailure(f"request failed meanwhile: {record.last_error}", permanent=True)

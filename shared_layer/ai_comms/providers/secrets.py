@@ -9,9 +9,11 @@ class SecretUnavailable(Exception):
     pass
 
 
-def get_secret_json(reference: str, max_age: int) -> dict[str, Any]:
+def get_secret_json(reference: str, max_age: int, force_fetch: bool = False) -> dict[str, Any]:
+    """The secret's JSON, cached per container for `max_age` seconds; `force_fetch` reads it as
+    stored now (after a credential was refused: it may have been rotated) and refreshes the cache."""
     try:
-        value = parameters.get_secret(reference, transform="json", max_age=max_age)
+        value = parameters.get_secret(reference, transform="json", max_age=max_age, force_fetch=force_fetch)
     except parameters.exceptions.GetParameterError as error:
         # The provider's message can quote the secret's name only; it never holds the value.
         raise SecretUnavailable(f"secret {reference!r} could not be read") from error

@@ -1,29 +1,33 @@
 """Deciding a reply: the burst of customer messages after answered_seq becomes one pending reply.
 
-In order: a conversation that is failed, with a human, or already answered gets nothing; a WhatsApp
-conversation whose 24-hour window closed gets nothing (ReplyWindowClosed is published); the burst
-is read in order for opt-out keywords; the AI answers what is left in one call. The reply is stored
-on the conversation (pending_reply) before anything is sent, with the state it implies (opt-out,
-handoff), so a retry never asks the AI again.
+In order: a failed or already answered conversation gets nothing; an inactive project sends
+nothing (its messages went to people); a WhatsApp conversation whose 24-hour window closed gets
+nothing (ReplyWindowClosed is published). Then the burst is read for consent: the last change a
+keyword made is confirmed once, with the tenant's text, whoever has the conversation; the AI
+answers what came after the last keyword, in one call, only when the customer is opted in (the
+consent record, not the conversation, says so), no person has the conversation and it is not only
+recorded. The reply is stored on the conversation (pending_reply) before anything is sent, with the
+handoff it implies, so a retry never asks the AI again.
 """
 
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ai_comms.clock import iso, parse_iso, utc_now
-from ai_comms.models.conversation import Conversation, PendingReply
+from ai_comms.consent.burst import BurstReading, read_burst
+from ai_comms.models.conversation import Conversation, PendingAction, PendingReply
 from ai_comms.models.events import ReplyWindowClosed
 from ai_comms.models.message import MessageAuthor
-from ai_comms.models.tenant import ProjectConfig
+from ai_comms.models.tenant import ChannelSettings, ProjectConfig
 from ai_comms.providers.events import EventPublisher
 from ai_comms.providers.openai_client import AiClient, AiError, ContextTooLong
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
-from ai_comms.replies.opt_out import read_burst
 from ai_comms.replies.record import (
     Outcome,
     PermanentFailure,
@@ -34,6 +38,7 @@ from ai_comms.replies.record import (
 )
 from ai_comms.replies.tenant_config import TenantConfigs
 from ai_comms.splitting import split_message
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
 
@@ -48,12 +53,27 @@ MEDIA_ONLY_TEXT = "(The customer sent an attachment without text.)"
 CARRIED_OVER_MESSAGES = 20
 
 
+@dataclass
+class Draft:
+    parts: list[str] = field(default_factory=list)
+    authors: list[MessageAuthor] = field(default_factory=list)
+    text: str = ""
+    action: PendingAction = "none"
+
+    def add(self, part: str, author: MessageAuthor) -> None:
+        self.parts.append(part)
+        self.authors.append(author)
+        if not self.text:
+            self.text = part
+
+
 class ReplyDecider:
     def __init__(
         self,
         settings: ReplySettings,
         records: ReplyRecords,
         messages: MessageRepository,
+        consent: ConsentRepository,
         configs: TenantConfigs,
         publisher: EventPublisher,
         ai: AiClient,
@@ -61,6 +81,7 @@ class ReplyDecider:
         self._settings = settings
         self._records = records
         self._messages = messages
+        self._consent = consent
         self._configs = configs
         self._publisher = publisher
         self._ai = ai
@@ -73,61 +94,36 @@ class ReplyDecider:
             self._records.release(lease)
             raise RecordFailed("conversation is marked failed", retry_in_seconds=1, permanent=True)
         upto = conversation.inbound_seq
-        if conversation.handoff_to_human:
-            self._records.release(lease)
-            return skipped("handed_off")
         if conversation.answered_seq >= upto:
             self._records.release(lease)
             return skipped("answered")
-
-        now = utc_now()
-        if self._window_closed(conversation, now):
-            return self._close_window(lease, conversation, upto, now)
-
-        bodies = [
-            m.body
-            for m in self._messages.inbound_between(
-                conversation.conversation_id, conversation.answered_seq, upto
-            )
-        ]
-        burst = read_burst(bodies, conversation.opted_out)
         try:
             project, channel = self._configs.of(conversation)
         except PermanentFailure as error:
             fail_conversation(self._records, lease, str(error))
             raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
-
-        parts: list[str] = []
-        authors: list[MessageAuthor] = []
-        text = ""
-        action: Literal["none", "handoff", "opt_out", "opt_in"] = "none"
-        if burst.changed:
-            action = "opt_out" if burst.opted_out else "opt_in"
-            text = channel.opt_out_confirmation if burst.opted_out else channel.opt_in_confirmation
-            parts.append(text)
-            authors.append("engine")
-            metrics.add_metric(
-                name="OptOuts" if burst.opted_out else "OptIns", unit=MetricUnit.Count, value=1
-            )
-        if burst.ai_messages:
-            reply = self._ask_ai(lease, conversation, project, burst.ai_messages)
-            if not heartbeat.healthy:
-                raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
-            text = reply.reply
-            if reply.action == "handoff":
-                action = "handoff"
-                parts.append(channel.handoff_notice)
-                authors.append("engine")
-            else:
-                ai_parts = split_message(reply.reply)
-                parts.extend(ai_parts)
-                authors.extend(["ai"] * len(ai_parts))
-
-        if not parts:
-            # Opted-out customer writing again, or an empty AI reply: answered, nothing to send.
+        now = utc_now()
+        if project.status != "active":
+            # An inactive project sends nothing; its messages went to people (the handoff route).
             self._records.complete(lease, upto, [], iso(now), self._expires_at(now))
-            logger.info("nothing to send", extra={"upto_seq": upto, "opted_out": burst.opted_out})
-            return skipped("opted_out" if burst.opted_out else "empty_reply")
+            logger.info("project inactive; nothing sent", extra={"upto_seq": upto})
+            return skipped("inactive")
+        if self._window_closed(conversation, now):
+            return self._close_window(lease, conversation, upto, now)
+
+        burst = self._messages.inbound_between(conversation.conversation_id, conversation.answered_seq, upto)
+        reading = read_burst(burst, project.consent)
+        opted_out = self._consent.is_opted_out(conversation.company_address, conversation.customer_address)
+        with_ai = not opted_out and not conversation.handoff_to_human and conversation.status != "ignored"
+
+        draft = self._draft(lease, conversation, project, channel, reading, with_ai, heartbeat)
+        parts, authors, text, action = draft.parts, draft.authors, draft.text, draft.action
+        if not parts:
+            # Nothing to say: an opted-out customer writing, a conversation with a person or one
+            # only recorded, an empty AI reply. The messages count as answered.
+            self._records.complete(lease, upto, [], iso(now), self._expires_at(now))
+            logger.info("nothing to send", extra={"upto_seq": upto, "opted_out": opted_out})
+            return skipped("opted_out" if opted_out else "nothing_to_send")
 
         pending = PendingReply(
             upto_seq=upto,
@@ -138,17 +134,42 @@ class ReplyDecider:
             batch=int(now.timestamp() * 1000),
         )
         try:
-            self._records.store_pending(
-                lease,
-                pending,
-                iso(now),
-                opted_out=burst.opted_out if burst.changed else None,
-                handoff=action == "handoff",
-            )
+            self._records.store_pending(lease, pending, iso(now), handoff=action == "handoff")
         except LeaseLost as error:
             # Nothing was sent: the record can safely come back.
             raise RecordFailed("lease lost before sending", retry_in_seconds=1) from error
         return pending
+
+    def _draft(
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        project: ProjectConfig,
+        channel: ChannelSettings,
+        reading: BurstReading,
+        with_ai: bool,
+        heartbeat: VisibilityHeartbeat,
+    ) -> "Draft":
+        """What to send: the consent confirmation, then the AI's answer (or the handoff notice)."""
+        draft = Draft()
+        if reading.confirmation is not None:
+            draft.action = reading.confirmation
+            draft.add(
+                channel.opt_out_confirmation if draft.action == "opt_out" else channel.opt_in_confirmation,
+                "engine",
+            )
+        if with_ai and reading.for_ai:
+            reply = self._ask_ai(lease, conversation, project, [m.body for m in reading.for_ai])
+            if not heartbeat.healthy:
+                raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
+            draft.text = reply.reply
+            if reply.action == "handoff":
+                draft.action = "handoff"
+                draft.add(channel.handoff_notice, "engine")
+            else:
+                for part in split_message(reply.reply):
+                    draft.add(part, "ai")
+        return draft
 
     def _close_window(self, lease: LeaseRef, conversation: Conversation, upto: int, now: Any) -> Outcome:
         """Free-form replies are over: nothing is sent; ReplyWindowClosed tells who can send a template."""

@@ -27,6 +27,7 @@ from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
 from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 from ai_comms.replies.record import Outcome, PermanentFailure, RecordFailed, ReplySettings, fail_conversation
 from ai_comms.replies.tenant_config import TenantConfigs
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
 
 logger = Logger(child=True)
@@ -38,6 +39,7 @@ class ReplyDelivery:
         self,
         settings: ReplySettings,
         records: ReplyRecords,
+        consent: ConsentRepository,
         configs: TenantConfigs,
         publisher: EventPublisher,
         twilio: TwilioSender,
@@ -45,6 +47,7 @@ class ReplyDelivery:
     ) -> None:
         self._settings = settings
         self._records = records
+        self._consent = consent
         self._configs = configs
         self._publisher = publisher
         self._twilio = twilio
@@ -93,7 +96,7 @@ class ReplyDelivery:
                 at=iso(now),
                 expires_at=self._expires_at(now),
             )
-            for index, (sid, body) in enumerate(zip(sids, pending.parts, strict=True))
+            for index, (sid, body) in enumerate(zip(sids, pending.parts[: len(sids)], strict=True))
         ]
         try:
             self._records.complete(lease, pending.upto_seq, outbound, iso(now), self._expires_at(now))
@@ -131,10 +134,13 @@ class ReplyDelivery:
         heartbeat: VisibilityHeartbeat,
         credentials: TwilioCredentials,
     ) -> tuple[list[str], int, int] | None:
-        """Send every part never attempted; (sids of all parts, sent now, outcome unknown now).
+        """Send every part never attempted; (sids of the parts sent, sent now, outcome unknown now).
 
-        None after a send of ours whose sid could not be stored: the CRITICAL line is logged, and the
-        reply must not be finished or retried. The last part's sid is left for the final write.
+        Right before each send the customer's consent is read: once they opted out (a STOP that came
+        in while this reply was on its way) nothing more is sent but the opt-out confirmation, and
+        the parts sent so far are the reply. None after a send of ours whose sid could not be
+        stored: the CRITICAL line is logged, and the reply must not be finished or retried. The last
+        part's sid is left for the final write.
         """
         sent_now = 0
         unknown_now = 0
@@ -151,6 +157,19 @@ class ReplyDelivery:
         while len(sids) < len(pending.parts):
             index = len(sids)
             healthy = heartbeat.healthy
+            try:
+                withheld = not self._may_send(conversation, pending, index)
+            except (ClientError, BotoCoreError) as error:
+                if unrecorded_send:
+                    self._post_send_failure(error, lease, pending, sids[-1], index - 1)
+                    return None
+                raise RecordFailed("consent not readable before a send", retry_in_seconds=None) from error
+            if withheld:
+                # The final write stores what was sent; nothing more is.
+                logger.info("customer opted out; the rest of the reply is not sent", extra={"part": index})
+                withheld_parts = len(pending.parts) - index
+                metrics.add_metric(name="PartsWithheldOptedOut", unit=MetricUnit.Count, value=withheld_parts)
+                break
             if healthy or len(sids) > recorded:
                 # Marks this part attempted (only when it is sent now) and stores the sids sent since
                 # the last write: one conditional write per part.
@@ -176,6 +195,13 @@ class ReplyDelivery:
             sids.append(sid)
             unrecorded_send = True
         return sids, sent_now, unknown_now
+
+    def _may_send(self, conversation: Conversation, pending: PendingReply, index: int) -> bool:
+        """The consent check before a send: the opt-out confirmation goes to an opted-out customer
+        (it is the answer to their STOP); nothing else does."""
+        if pending.action == "opt_out" and pending.author_of(index) == "engine":
+            return True
+        return not self._consent.is_opted_out(conversation.company_address, conversation.customer_address)
 
     def _send_part(
         self,

@@ -48,6 +48,7 @@ from ai_comms.replies.record import (
     skipped,
 )
 from ai_comms.replies.tenant_config import TenantConfigs
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.reply_records import ConversationMissing, LeaseHeld, LeaseRef, ReplyRecords
 from ai_comms.store.tenants import TenantRepository
@@ -76,8 +77,9 @@ class ReplyService:
         configs = TenantConfigs(TenantRepository(dynamodb, base.company_table), base.tenant_cache_seconds)
         publisher = EventPublisher(events, base.event_bus_name)
         messages = MessageRepository(dynamodb, base.messages_table)
-        self._decider = ReplyDecider(settings, self._records, messages, configs, publisher, ai)
-        self._delivery = ReplyDelivery(settings, self._records, configs, publisher, twilio, sns)
+        consent = ConsentRepository(dynamodb, base.consent_table)
+        self._decider = ReplyDecider(settings, self._records, messages, consent, configs, publisher, ai)
+        self._delivery = ReplyDelivery(settings, self._records, consent, configs, publisher, twilio, sns)
         self._sqs = sqs
         self._queue_urls: dict[str, str] = {}
 
@@ -134,8 +136,12 @@ class ReplyService:
 
     def process(self, event: ReplyReceived, record: QueuedRecord) -> Outcome:
         ids = {"conversation_id": event.conversation_id, "inbound_seq": event.inbound_seq}
-        if event.conversation_id is None or event.route != "ai_reply":
-            logger.warning("event is not an AI reply; dropped", extra={**ids, "route": event.route})
+        # The AI's messages, and any consent change (its confirmation goes out whoever has the
+        # conversation).
+        if event.conversation_id is None or (event.route != "ai_reply" and event.consent_change is None):
+            logger.warning(
+                "event is not for the reply processor; dropped", extra={**ids, "route": event.route}
+            )
             return skipped("not_ai_reply")
         my_seq = event.inbound_seq or 1
         current = self._records.get(event.recipient_tel, event.conversation_id)
@@ -148,7 +154,7 @@ class ReplyService:
         if current.answered_seq >= my_seq:
             logger.info("already answered", extra={**ids, "answered_seq": current.answered_seq})
             return skipped("answered")
-        if current.handoff_to_human and current.pending_reply is None:
+        if current.handoff_to_human and current.pending_reply is None and event.consent_change is None:
             # (A pending reply is the handoff notice itself, still to be finished.)
             logger.info("conversation is with a human; no AI reply", extra=ids)
             return skipped("handed_off")

@@ -6,7 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ai_comms.models.conversation import Conversation
+from ai_comms.models.conversation import OPEN_STATUSES, Conversation
 from ai_comms.models.message import Message
 from ai_comms.store.claims import Claims
 from ai_comms.store.dynamo import (
@@ -22,12 +22,20 @@ LATEST_INDEX = "by-company-address"
 INBOUND_CLAIM_PREFIX = "twilio-inbound"
 
 
+# The newest conversations read to find an open one: a customer rarely has more with one number.
+RECENT_CONVERSATIONS = 10
+
+
 class Recorded(Enum):
     RECORDED = "recorded"
     # The MessageSid was recorded before: a Twilio retry, nothing written.
     DUPLICATE = "duplicate"
-    # The conversation changed since it was read (another message, a handoff): read it again.
+    # The conversation changed since it was read (another message, a handoff), or another first
+    # message opened it meanwhile: read it again.
     CHANGED = "changed"
+    # The extra writes' condition failed (a keyword for the state the customer is in): nothing was
+    # written; record the message without them.
+    EXTRA_REFUSED = "extra_refused"
 
 
 class ConversationRepository:
@@ -44,6 +52,25 @@ class ConversationRepository:
             TableName=self._table, Key=self.key(recipient_tel, conversation_id), ConsistentRead=True
         )
         return Conversation.model_validate(from_item(answer["Item"])) if "Item" in answer else None
+
+    def open_for(
+        self, recipient_tel: str, company_address: str
+    ) -> tuple[Conversation | None, Conversation | None]:
+        """(the newest open conversation, the newest of all) between a customer and a company address:
+        one strongly consistent Query of the newest few on the local index, picked by state, so an
+        ended conversation (closed, failed, undelivered) never captures a reply meant for an open one."""
+        answer = self._db.query(
+            TableName=self._table,
+            IndexName=LATEST_INDEX,
+            KeyConditionExpression="recipient_tel = :tel AND begins_with(channel_created_at, :addr)",
+            ExpressionAttributeValues={":tel": {"S": recipient_tel}, ":addr": {"S": company_address + "#"}},
+            ScanIndexForward=False,
+            Limit=RECENT_CONVERSATIONS,
+            ConsistentRead=True,
+        )
+        found = [Conversation.model_validate(from_item(item)) for item in answer.get("Items", [])]
+        newest_open = next((c for c in found if c.status in OPEN_STATUSES), None)
+        return newest_open, (found[0] if found else None)
 
     def latest_for(self, recipient_tel: str, company_address: str) -> Conversation | None:
         """One strongly consistent Query on the local index, newest first."""
@@ -66,19 +93,55 @@ class ConversationRepository:
         messages: MessageRepository,
         claims: Claims,
         expires_at: int,
+        *,
+        opens: bool = False,
+        extra: list[dict[str, Any]] | None = None,
     ) -> Recorded:
-        """Store a customer message: one transaction of three small writes, whatever the history's size.
+        """Store a customer message: one transaction of small writes, whatever the history's size.
 
-        The conversation's next inbound sequence number (conditional on the record being as it was
-        read, so two messages never take one number and a route decided on a stale record is never
-        stored), the message item, and the MessageSid claim that makes a Twilio retry a no-op.
+        The MessageSid claim that makes a Twilio retry a no-op; the conversation's next inbound
+        sequence number (conditional on the record being as it was read, so two messages never take
+        one number and a route decided on a stale record is never stored), or the conversation
+        itself when the message opens it (`opens`: conditional on no one opening it first); then
+        `extra` (a consent change) and the message item.
         """
+        assert message.sid is not None
+        conversation_write = (
+            self._create_request(conversation)
+            if opens
+            else self._next_seq_request(conversation, message, expires_at)
+        )
+        extra = extra or []
+        # The only write to a table with a stream goes last: moto (the unit tests' emulator)
+        # leaks the stream record of a put it rolls back when a later item's condition fails.
+        items = [
+            claims.claim_request(message.sid, int(time.time()), message.conversation_id),
+            conversation_write,
+            *extra,
+            messages.put_new_request(message),
+        ]
+        try:
+            transact_write(self._db, items)
+        except TransactionCancelled as cancelled:
+            if cancelled.failed(0):
+                return Recorded.DUPLICATE
+            if cancelled.failed(1) or cancelled.conflict:
+                return Recorded.CHANGED
+            if any(cancelled.failed(2 + i) for i in range(len(extra))):
+                return Recorded.EXTRA_REFUSED
+            raise
+        return Recorded.RECORDED
+
+    def _next_seq_request(
+        self, conversation: Conversation, message: Message, expires_at: int
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":seq": {"N": str(message.seq)},
             ":prev": {"N": str(conversation.inbound_seq)},
             ":at": {"S": message.at},
             ":expires": {"N": str(expires_at)},
             ":handoff": {"BOOL": conversation.handoff_to_human},
+            ":status": {"S": conversation.status},
         }
         unchanged = "inbound_seq = :prev"
         if conversation.inbound_seq == 0:
@@ -86,7 +149,7 @@ class ConversationRepository:
         handoff = "handoff_to_human = :handoff"
         if not conversation.handoff_to_human:
             handoff = "(attribute_not_exists(handoff_to_human) OR handoff_to_human = :handoff)"
-        update = {
+        return {
             "Update": {
                 "TableName": self._table,
                 "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
@@ -94,36 +157,34 @@ class ConversationRepository:
                     "SET inbound_seq = :seq, last_inbound_at = :at, last_activity_at = :at, "
                     "updated_at = :at, expires_at = :expires"
                 ),
-                "ConditionExpression": f"attribute_exists(conversation_id) AND {unchanged} AND {handoff}",
+                "ConditionExpression": (
+                    f"attribute_exists(conversation_id) AND {unchanged} AND {handoff} AND #status = :status"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": values,
             }
         }
-        assert message.sid is not None
-        try:
-            # The only write to a table with a stream goes last: moto (the unit tests' emulator)
-            # leaks the stream record of a put it rolls back when a later item's condition fails.
-            transact_write(
-                self._db,
-                [
-                    claims.claim_request(message.sid, int(time.time()), message.conversation_id),
-                    update,
-                    messages.put_new_request(message),
-                ],
-            )
-        except TransactionCancelled as cancelled:
-            if cancelled.failed(0):
-                return Recorded.DUPLICATE
-            if cancelled.failed(1) or cancelled.conflict:
-                return Recorded.CHANGED
-            raise
-        return Recorded.RECORDED
 
-    def put_new(self, conversation: Conversation) -> bool:
-        """Create the record unless it exists; returns False when it already did."""
+    def _create_request(self, conversation: Conversation) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": self.item(conversation),
+                "ConditionExpression": "attribute_not_exists(conversation_id)",
+            }
+        }
+
+    @staticmethod
+    def item(conversation: Conversation) -> dict[str, Any]:
         item = to_item(conversation.model_dump(mode="json"))
         item["channel_created_at"] = {
             "S": Conversation.sort_key_for(conversation.company_address, conversation.created_at)
         }
+        return item
+
+    def put_new(self, conversation: Conversation) -> bool:
+        """Create the record unless it exists; returns False when it already did."""
+        item = self.item(conversation)
         try:
             self._db.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(conversation_id)"

@@ -33,6 +33,8 @@ from ai_comms.store.dynamo import (
 from ai_comms.store.messages import MessageRepository
 
 SENT_STATUSES = frozenset({"active", "handed_off", "window_closed", "opted_out", "closed"})
+# Ended without a send: nothing more to do for the request.
+WITHHELD_STATUSES = frozenset({"undelivered"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class OutboundRecord:
     @property
     def sent(self) -> bool:
         return self.template_sid is not None or self.status in SENT_STATUSES
+
+    @property
+    def finished(self) -> bool:
+        """Sent, or closed without a send: a redelivery has nothing to do."""
+        return self.sent or self.status in WITHHELD_STATUSES
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> "OutboundRecord":
@@ -158,6 +165,31 @@ class OutboundRecords:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":initiating": {"S": "initiating"},
+                    ":reason": {"S": reason},
+                    ":now": {"S": now},
+                    ":id": {"S": claim_id},
+                },
+            )
+        except ClientError as error:
+            if not condition_failed(error):
+                raise
+
+    def withhold(
+        self, recipient_tel: str, conversation_id: str, claim_id: str, reason: str, now: str
+    ) -> None:
+        """Close the request without sending (the recipient opted out since it was accepted)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(recipient_tel, conversation_id),
+                UpdateExpression=(
+                    "SET #s = :undelivered, last_error = :reason, updated_at = :now "
+                    "REMOVE send_claim_id, send_claim_until"
+                ),
+                ConditionExpression="send_claim_id = :id",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":undelivered": {"S": "undelivered"},
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},

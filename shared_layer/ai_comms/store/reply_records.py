@@ -140,38 +140,23 @@ class ReplyRecords:
             condition = "ai_conversation_id = :old"
         self._guarded(lease, "SET ai_conversation_id = :ai, updated_at = :now", values, condition)
 
-    def store_pending(
-        self,
-        lease: LeaseRef,
-        pending: PendingReply,
-        now: str,
-        opted_out: bool | None = None,
-        handoff: bool = False,
-    ) -> None:
-        """Save the decided reply before the first send, with the state it implies.
+    def store_pending(self, lease: LeaseRef, pending: PendingReply, now: str, handoff: bool = False) -> None:
+        """Save the decided reply before the first send, with the handoff it implies.
 
-        Opt-out state and the handoff flag are written here, not after sending, so they hold even
-        when the final write fails. The handoff flag is set only if no one set it meanwhile.
+        The handoff flag is written here, not after sending, so it holds even when the final write
+        fails; it is set only if no one set it meanwhile.
         """
         sets = ["pending_reply = :pending", "updated_at = :now"]
         values: dict[str, Any] = {":pending": to_value(pending.model_dump()), ":now": {"S": now}}
-        status: str | None = None
         extra = ""
-        if opted_out is not None:
-            sets.append("opted_out = :opted")
-            values[":opted"] = {"BOOL": opted_out}
-            status = "opted_out" if opted_out else "active"
-        if handoff:
-            sets.append("handoff_to_human = :true")
-            values[":true"] = {"BOOL": True}
-            values[":false"] = {"BOOL": False}
-            status = "handed_off"
-            extra = "attribute_not_exists(handoff_to_human) OR handoff_to_human = :false"
         names = None
-        if status is not None:
-            sets.append("#status = :status")
-            values[":status"] = {"S": status}
+        if handoff:
+            sets += ["handoff_to_human = :true", "#status = :status"]
+            values.update(
+                {":true": {"BOOL": True}, ":false": {"BOOL": False}, ":status": {"S": "handed_off"}}
+            )
             names = {"#status": "status"}
+            extra = "attribute_not_exists(handoff_to_human) OR handoff_to_human = :false"
         self._guarded(lease, "SET " + ", ".join(sets), values, extra, names)
 
     def record_progress(self, lease: LeaseRef, recorded: int, new_sids: list[str], attempted: int) -> None:
