@@ -13,7 +13,7 @@ from typing import TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ai_comms.masking import mask_address, mask_body
-from ops import conversations, dlq, migrate, replay, tenants
+from ops import consent, conversations, dlq, migrate, replay, tenants
 from ops.errors import EXIT_FAILED, EXIT_OK, OpsError
 from ops.table import age, render, render_fields
 from ops.target import DEFAULT_NAME_PREFIX, WORKSPACE_ENV, Target
@@ -300,6 +300,93 @@ def _conversation_handback(target: Target, args: argparse.Namespace, out: TextIO
 # ---- parser ------------------------------------------------------------------------------------------
 
 
+# ---- consent -----------------------------------------------------------------------------------------
+
+
+def _consent_show(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    project = consent.project_of(target, args.company, args.project)
+    found = consent.show(target, project, args.channel, args.tel)
+    shown = args.tel if args.reveal else mask_address(args.tel)
+    if found is None:
+        print(f"{shown}: opted_in (never asked)", file=out)
+        return EXIT_OK
+    print(f"{shown}: {found.state} since {found.changed_at}", file=out)
+    rows = [
+        (c.at, c.state, c.source, c.keyword or "-", c.message_sid or "-", c.operator or "-", c.reason or "-")
+        for c in found.history or [found.change]
+    ]
+    print(render(["at", "state", "source", "keyword", "message", "by", "why"], rows), file=out)
+    return EXIT_OK
+
+
+def _consent_set(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    project = consent.project_of(target, args.company, args.project)
+    changed = consent.set_state(target, project, args.channel, args.tel, args.state, args.by, args.reason)
+    shown = args.tel if args.reveal else mask_address(args.tel)
+    print(
+        f"{shown}: {args.state}" if changed else f"{shown} was {args.state} already; nothing changed",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _consent_export(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    project = consent.project_of(target, args.company, args.project)
+    text = consent.export(target, project, args.format)
+    if args.output in (None, "-"):
+        out.write(text)
+        return EXIT_OK
+    path = Path(args.output)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(
+        f"written: {path} ({len(text.splitlines()) - (1 if args.format == 'csv' else 0)} lines)",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _add_consent(
+    groups: "argparse._SubParsersAction[argparse.ArgumentParser]", target: argparse.ArgumentParser
+) -> None:
+    parser = groups.add_parser("consent", help="a customer's opt-out state; exports", parents=[target])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    about = argparse.ArgumentParser(add_help=False)
+    about.add_argument("company", metavar="COMPANY")
+    about.add_argument("project", metavar="PROJECT")
+    customer = argparse.ArgumentParser(add_help=False)
+    customer.add_argument("tel", metavar="TEL", help="customer number, '+44...' or 'whatsapp:+44...'")
+    customer.add_argument("--channel", default="whatsapp", help="the project's channel (default whatsapp)")
+    customer.add_argument("--reveal", action="store_true", help="print the full number")
+    leaf(commands, "show", "a customer's consent and how it changed", _consent_show, target, about, customer)
+    change = leaf(
+        commands,
+        "set",
+        "change a customer's consent, saying who and why",
+        _consent_set,
+        target,
+        about,
+        customer,
+    )
+    change.add_argument("--state", required=True, choices=["opted_in", "opted_out"])
+    change.add_argument(
+        "--by", required=True, metavar="NAME", help="who makes the change (kept in the history)"
+    )
+    change.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the history)")
+    export = leaf(
+        commands,
+        "export",
+        "every customer's consent and its history for a project's addresses, for the tenant's records",
+        _consent_export,
+        target,
+        about,
+    )
+    export.add_argument("--format", choices=["csv", "json"], default="csv", help="default csv")
+    export.add_argument(
+        "--output", metavar="FILE", help="file to write (readable by you only); default stdout"
+    )
+
+
 # ---- migrate -----------------------------------------------------------------------------------------
 
 
@@ -329,12 +416,13 @@ def leaf(
     helptext: str,
     handler: Handler,
     target: argparse.ArgumentParser,
+    *shared: argparse.ArgumentParser,
 ) -> argparse.ArgumentParser:
     parser = parent.add_parser(
         name,
         help=helptext,
         description=helptext,
-        parents=[target],
+        parents=[target, *shared],
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -476,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--format", choices=["yaml", "json"], default="yaml", help="default yaml")
     leaf(tenant_commands, "list", "every project: status, channels, addresses", _tenant_list, target)
 
+    _add_consent(groups, target)
     _add_migrate(groups, target)
 
     # conversation

@@ -859,3 +859,38 @@ def test_migrate_leaves_a_history_that_disagrees_with_its_counter(env: Env, tmp_
     code, out = run("migrate", "--state", str(tmp_path / "state.json"))
     assert code == 1 and "does not match inbound_seq, left as it is: legacy-1" in out
     assert _history(env, "legacy-1") == [] and "messages" in _raw(env, "legacy-1")
+
+
+# ---- consent -----------------------------------------------------------------------------------------
+
+
+def test_consent_set_show_and_export(env: Env, tmp_path: Path) -> None:
+    assert run("tenant", "put", str(EXAMPLE))[0] == 0
+    code, out = run("consent", "show", "acme", "support", CUSTOMER)
+    assert code == 0 and "opted_in (never asked)" in out and CUSTOMER not in out
+
+    args = ("consent", "set", "acme", "support", "whatsapp:" + CUSTOMER, "--by", "ada@acme")
+    code, out = run(*args, "--state", "opted_out", "--reason", "asked by phone")
+    assert code == 0 and out.strip().endswith("opted_out")
+    code, out = run(*args, "--state", "opted_out", "--reason", "a repeat")
+    assert code == 0 and "nothing changed" in out
+    code, out = run(*args, "--state", "opted_in", "--reason", "asked to hear from us again")
+
+    code, out = run("consent", "show", "acme", "support", CUSTOMER, "--reveal")
+    assert code == 0 and CUSTOMER in out and "opted_in since" in out
+    assert "asked by phone" in out and "ada@acme" in out and "a repeat" not in out
+
+    target = tmp_path / "consent.csv"
+    assert run("consent", "export", "acme", "support", "--output", str(target))[0] == 0
+    assert target.stat().st_mode & 0o077 == 0
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("company_address,customer_address,state,changed_at,source")
+    assert [line.split(",")[2] for line in lines[1:]] == ["opted_out", "opted_in"]
+    assert lines[-1].endswith(",yes")
+    code, text = run("consent", "export", "acme", "support", "--format", "json")
+    exported = json.loads(text)
+    assert code == 0 and [row["reason"] for row in exported] == [
+        "asked by phone",
+        "asked to hear from us again",
+    ]
+    assert {row["customer_address"] for row in exported} == {"whatsapp:" + CUSTOMER}
