@@ -12,6 +12,7 @@ locals {
     CONVERSATIONS_TABLE          = module.tables.names.conversations
     IDEMPOTENCY_TABLE            = module.tables.names.idempotency
     MESSAGES_TABLE               = module.tables.names.messages
+    CONSENT_TABLE                = module.tables.names.consent
     EVENT_BUS_NAME               = module.event_routing.bus_name
     CHANNELS = jsonencode({ for name, channel in var.channels : name => { address_prefix = channel.address_prefix }
     })
@@ -19,6 +20,12 @@ locals {
   }
   build_dir            = coalesce(var.build_dir, "${path.root}/../build")
   tenant_secret_prefix = "${local.name}/tenants/"
+  # Tenant secrets are named "<prefix><company>/<project>/twilio" and ".../openai" (ProjectConfig
+  # checks the suffix), so each function is granted exactly the kind it uses. Secrets Manager adds
+  # six random characters to a secret's name in its ARN.
+  tenant_secrets_arn_base = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}"
+  twilio_secrets_arn      = "${local.tenant_secrets_arn_base}*/twilio-??????"
+  openai_secrets_arn      = "${local.tenant_secrets_arn_base}*/openai-??????"
 
   # Six times the reply processor's timeout, as AWS advises for queues that trigger Lambda.
   ai_reply_visibility_timeout_seconds = 360
@@ -28,6 +35,7 @@ locals {
   # rules' ARNs would close a dependency cycle. The check below proves the derivation.
   rule_keys = concat(
     [for channel in keys(var.channels) : "${channel}-ai-reply"],
+    [for channel in keys(var.channels) : "${channel}-consent"],
     local.outbound_rule_keys,
     ["handoff", "unmatched"],
   )
@@ -52,6 +60,23 @@ locals {
       }
     },
     {
+      # A keyword that changed consent gets the tenant's confirmation whoever has the conversation:
+      # the reply processor takes it from the AI-reply queue even when its route is handoff.
+      for channel in keys(var.channels) : "${channel}-consent" => {
+        description = "Consent changes on ${channel} outside the AI route, to the ${channel} AI-reply queue for their confirmation."
+        event_pattern = jsonencode({
+          source        = ["ai-comms.twilio-webhook"]
+          "detail-type" = ["ReplyReceived"]
+          detail = {
+            channel        = [channel]
+            route          = [{ "anything-but" = ["ai_reply"] }]
+            consent_change = ["opt_out", "opt_in"]
+          }
+        })
+        target_arn = module.ai_reply_queue[channel].arn
+      }
+    },
+    {
       handoff = {
         description = "Conversations a human takes over, to the handoff queue."
         event_pattern = jsonencode({
@@ -61,7 +86,7 @@ locals {
         target_arn = module.handoff_queue.arn
       }
       unmatched = {
-        description = "Replies no tenant or conversation claims."
+        description = "Replies of the archive from before every accepted message opened a conversation (kept for replays)."
         event_pattern = jsonencode({
           "detail-type" = ["ReplyReceived"]
           detail        = { route = ["unmatched"] }
@@ -92,7 +117,7 @@ module "ai_reply_queue" {
   name                       = "${local.name}-${each.key}-ai-reply"
   delay_seconds              = each.value.debounce_seconds
   visibility_timeout_seconds = local.ai_reply_visibility_timeout_seconds
-  allowed_event_rule_arns    = [local.rule_arns["${each.key}-ai-reply"]]
+  allowed_event_rule_arns    = [local.rule_arns["${each.key}-ai-reply"], local.rule_arns["${each.key}-consent"]]
 }
 
 module "handoff_queue" {
@@ -167,10 +192,10 @@ module "twilio_webhook" {
       resources = [module.tables.arns.company_data]
     },
     {
-      # The latest conversation (a Query on the local index) and the conversation's sequence
-      # number, written in one transaction with the message and its MessageSid claim.
+      # The newest conversations (a Query on the local index); the conversation's sequence number,
+      # or the conversation a first message opens, written in one transaction with the message.
       sid       = "Conversations"
-      actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+      actions   = ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"]
       resources = [module.tables.arns.conversations, module.tables.conversations_index_arns]
     },
     {
@@ -179,22 +204,21 @@ module "twilio_webhook" {
       resources = [module.tables.arns.messages]
     },
     {
-      # MessageSid claims; a claim for a message no conversation takes is released when its
-      # event cannot be published.
       sid       = "ClaimMessageSids"
-      actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+      actions   = ["dynamodb:PutItem"]
       resources = [module.tables.arns.idempotency]
     },
     {
-      # Only messages no conversation takes are published here; the outbox relay publishes the rest.
-      sid       = "PublishUnmatched"
-      actions   = ["events:PutEvents"]
-      resources = [module.event_routing.bus_arn]
+      # A keyword's consent change (the state and its history item), in the message's transaction.
+      sid       = "RecordConsent"
+      actions   = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
+      resources = [module.tables.arns.consent]
     },
     {
-      sid       = "TenantSecrets"
+      # Only the tenants' Twilio credentials: the auth token verifies the signature.
+      sid       = "TwilioSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = ["arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"]
+      resources = [local.twilio_secrets_arn]
     },
   ]
 }
@@ -209,19 +233,23 @@ module "api" {
   routes = merge(
     {
       for channel in keys(var.channels) : channel => {
+        path          = channel
         function_name = module.twilio_webhook.function_name
         invoke_arn    = module.twilio_webhook.invoke_arn
+        throttle      = var.webhook_throttle
       }
     },
-    local.initiate_route,
+    local.client_routes,
   )
 
-  usage_plan      = var.api_usage_plan
-  api_key_clients = toset(keys(var.api_keys))
-  api_key_values  = local.api_key_values
+  api_clients = {
+    for client, settings in var.api_keys : client => coalesce(settings.usage_plan, var.api_usage_plan)
+  }
+  api_key_values = local.api_key_values
 
   binary_media_types   = var.api_binary_media_types
   xray_tracing_enabled = var.lambda_tracing_mode == "Active"
+  waf                  = var.waf
 }
 
 module "monitoring" {

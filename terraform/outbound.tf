@@ -22,23 +22,24 @@ locals {
   # handed to a second consumer even when a lower value is chosen.
   outbound_visibility_timeout_seconds = coalesce(var.outbound_visibility_timeout_seconds, 6 * var.channel_sender_timeout_seconds)
 
-  initiate_route = {
+  # Routes for the tenants' own systems: an API key each, bound to the projects that name it.
+  client_routes = {
     "initiate-conversation" = {
+      path             = "initiate-conversation"
       function_name    = module.initiate_conversation.function_name
       invoke_arn       = module.initiate_conversation.invoke_arn
       api_key_required = true
+      throttle         = var.api_throttle
     }
   }
 
   # Clients whose key value is kept in Secrets Manager; the others get a value API Gateway generates.
   api_key_secret_ids = { for client, key in var.api_keys : client => key.secret_id if key.secret_id != null }
   api_key_values     = { for client, secret in data.aws_secretsmanager_secret_version.api_key : client => jsondecode(secret.secret_string).api_key }
-  tenant_secrets_arn = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"
 }
 
 # The value is read at plan time and stored in the state (as API Gateway's own key resource does);
-# it is never in tfvars or git. The secret holds {"api_key": "<at least 20 characters>"}, the same
-# shape as a project's api_key_secret_ref, so one secret can both admit a client and bind it to a project.
+# it is never in tfvars or git. The secret holds {"api_key": "<at least 20 characters>"}.
 data "aws_secretsmanager_secret_version" "api_key" {
   for_each = local.api_key_secret_ids
 
@@ -70,6 +71,8 @@ module "initiate_conversation" {
   environment_variables = merge(local.function_environment, {
     POWERTOOLS_SERVICE_NAME = "initiate-conversation"
     MAX_BODY_BYTES          = tostring(var.max_initiate_body_bytes)
+    # Which client each API key id belongs to: a project names the clients that may act for it.
+    API_CLIENTS = jsonencode(module.api.api_client_key_ids)
   })
 
   policy_statements = [
@@ -89,9 +92,10 @@ module "initiate_conversation" {
       resources = [module.event_routing.bus_arn]
     },
     {
-      sid       = "TenantSecrets"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [local.tenant_secrets_arn]
+      # An opted-out recipient is refused before anything is published.
+      sid       = "ReadConsent"
+      actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.consent]
     },
   ]
 }
@@ -145,9 +149,15 @@ module "channel_sender" {
       resources = [for queue in module.outbound_queue : queue.arn]
     },
     {
+      # Consent, read again right before the template is sent.
+      sid       = "ReadConsent"
+      actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.consent]
+    },
+    {
       sid       = "TenantSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = [local.tenant_secrets_arn]
+      resources = [local.twilio_secrets_arn, local.openai_secrets_arn]
     },
   ]
 }

@@ -49,7 +49,7 @@ output "event_bus_arn" {
 }
 
 output "tables" {
-  description = "DynamoDB table names: company_data, conversations, messages, idempotency."
+  description = "DynamoDB table names: company_data, conversations, messages, consent, idempotency."
   value       = module.tables.names
 }
 
@@ -120,9 +120,14 @@ output "api_key_ids" {
   value       = module.api.api_key_ids
 }
 
-output "usage_plan_id" {
-  description = "Usage plan holding the client API keys."
-  value       = module.api.usage_plan_id
+output "usage_plan_ids" {
+  description = "Usage plan of each API client, by client."
+  value       = module.api.usage_plan_ids
+}
+
+output "web_acl_arn" {
+  description = "The WAF web ACL in front of the API stage, or null."
+  value       = module.api.web_acl_arn
 }
 
 output "dashboard_name" {

@@ -25,6 +25,7 @@ provider "aws" {
     sns            = var.aws_endpoint_url
     sqs            = var.aws_endpoint_url
     sts            = var.aws_endpoint_url
+    wafv2          = var.aws_endpoint_url
   }
 
   default_tags {

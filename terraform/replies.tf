@@ -71,9 +71,15 @@ module "reply_processor" {
       resources = [module.event_routing.bus_arn]
     },
     {
+      # Consent, read right before every send.
+      sid       = "ReadConsent"
+      actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.consent]
+    },
+    {
       sid       = "TenantSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = ["arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:${local.tenant_secret_prefix}*"]
+      resources = [local.twilio_secrets_arn, local.openai_secrets_arn]
     },
     {
       sid       = "HandoffNotices"

@@ -208,7 +208,7 @@ variable "reply_retry_base_seconds" {
 }
 
 variable "api_usage_plan" {
-  description = "Usage plan of the client API keys on POST /initiate-conversation: steady requests per second (rate_limit), burst (burst_limit) and a quota of requests per quota_period (DAY, WEEK or MONTH)."
+  description = "Default usage plan of each API client (one plan per client in api_keys, unless the client sets its own usage_plan): steady requests per second (rate_limit), burst (burst_limit) and a quota of requests per quota_period (DAY, WEEK or MONTH)."
   type = object({
     rate_limit   = number
     burst_limit  = number
@@ -234,9 +234,15 @@ variable "api_usage_plan" {
 }
 
 variable "api_keys" {
-  description = "Client API keys for POST /initiate-conversation, by client name. secret_id names a Secrets Manager secret holding {\"api_key\": \"<20+ characters>\"}; without it API Gateway generates the value (read it with `aws apigateway get-api-key --api-key <id> --include-value`). Key values never go in tfvars."
+  description = "API clients of the client routes, by client name (the name a project's api_clients lists to let the client act for it). secret_id names a Secrets Manager secret holding {\"api_key\": \"<20+ characters>\"}; without it API Gateway generates the value (read it with `aws apigateway get-api-key --api-key <id> --include-value`). usage_plan overrides api_usage_plan for the client. Key values never go in tfvars."
   type = map(object({
     secret_id = optional(string)
+    usage_plan = optional(object({
+      rate_limit   = number
+      burst_limit  = number
+      quota_limit  = number
+      quota_period = string
+    }))
   }))
   default = {}
 
@@ -296,4 +302,37 @@ variable "error_rate_alarm_evaluation_periods" {
   description = "Consecutive periods above the threshold before the error-rate alarm fires."
   type        = number
   default     = 1
+}
+
+variable "webhook_throttle" {
+  description = "Throttle of each channel's Twilio webhook route (requests per second, burst): Twilio's traffic for every tenant arrives here."
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  default = {
+    rate_limit  = 100
+    burst_limit = 200
+  }
+}
+
+variable "api_throttle" {
+  description = "Throttle of each client route as a whole (requests per second, burst), above every client's own usage plan."
+  type = object({
+    rate_limit  = number
+    burst_limit = number
+  })
+  default = {
+    rate_limit  = 50
+    burst_limit = 100
+  }
+}
+
+variable "waf" {
+  description = "WAF in front of the API stage: web_acl_arn associates an existing REGIONAL web ACL; without it, a web ACL is created with a rate-based rule blocking any source IP above requests_per_ip_per_5_minutes. null: no WAF."
+  type = object({
+    web_acl_arn                   = optional(string)
+    requests_per_ip_per_5_minutes = optional(number, 2000)
+  })
+  default = null
 }

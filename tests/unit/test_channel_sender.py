@@ -247,7 +247,7 @@ def test_permanent_ai_refusal_marks_failed(
     cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
 ) -> None:
     openai_fake, twilio_fake = fakes
-    openai_fake.add_faults({"status": 401, "count": 1})
+    openai_fake.add_faults({"status": 400, "count": 1})
     conversation_id, messages = request(outbound, initiate)
     assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
     assert stored(cloud, conversation_id)["status"] == "failed"
@@ -486,3 +486,34 @@ def test_a_claim_that_never_ends_fails_the_record_for_a_later_retry(
     assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
     assert twilio_fake.messages() == []
     assert stored(cloud, conversation_id)["status"] == "sending"
+
+
+def test_rotated_twilio_credentials_are_read_again_and_the_template_goes_out_once(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    _, twilio_fake = fakes
+    # The cached auth token was rotated away: Twilio answers 401/20003 until the new one is read.
+    twilio_fake.add_faults({"status": 401, "count": 1})
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == []
+    assert len(twilio_fake.messages()) == 1
+    assert stored(cloud, conversation_id)["status"] == "active"
+
+
+def test_credentials_twilio_keeps_refusing_are_retried_later_never_failing_the_request(
+    cloud: Cloud,
+    outbound: Outbound,
+    initiate: Any,
+    sender: Any,
+    fakes: Fakes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, twilio_fake = fakes
+    twilio_fake.add_faults({"status": 401, "count": 2})
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "initiating" and "send_claim_id" not in record
+    assert '"TenantCredentialErrors"' in capsys.readouterr().out
+    assert run(sender, outbound, with_receive_count(messages, 2)) == []
+    assert len(twilio_fake.messages()) == 1

@@ -83,11 +83,11 @@ def test_retry_backoff_grows_with_the_receive_count(replies: Replies) -> None:
     assert delays == [10, 20, 40, 900]
 
 
-def test_openai_401_fails_the_conversation_and_the_message_reaches_the_dlq_without_more_ai_calls(
+def test_a_request_openai_refuses_fails_the_conversation_and_reaches_the_dlq_without_more_ai_calls(
     replies: Replies,
 ) -> None:
     dlq = with_dlq(replies)
-    replies.openai.add_faults({"status": 401, "count": 1})
+    replies.openai.add_faults({"status": 400, "count": 1})
     replies.customer_says("hello")
 
     for _ in range(3):
@@ -333,3 +333,31 @@ def test_a_missing_openai_secret_is_retried_not_failed(replies: Replies) -> None
     replies.customer_says("hello")
     assert len(replies.deliver()) == 1
     assert replies.stored().status == "active"
+
+
+def test_a_rotated_openai_key_is_read_again_and_the_reply_arrives(replies: Replies) -> None:
+    replies.openai.add_faults({"status": 401, "count": 1})
+    replies.customer_says("hello")
+    assert replies.deliver() == []
+    assert [m["body"] for m in replies.sent()] == ["Thanks! You said: hello"]
+
+
+def test_a_key_openai_keeps_refusing_is_the_tenants_failure_retried_not_the_conversations(
+    replies: Replies, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replies.openai.add_faults({"status": 401, "count": 2})
+    replies.customer_says("hello")
+    assert len(replies.deliver()) == 1
+    stored = replies.stored()
+    assert stored.status == "active" and stored.lease_owner is None and stored.answered_seq == 0
+    assert '"TenantCredentialErrors"' in capsys.readouterr().out
+    replies.make_visible()
+    assert replies.deliver() == []
+    assert [m["body"] for m in replies.sent()] == ["Thanks! You said: hello"]
+
+
+def test_rotated_twilio_credentials_are_read_again_and_the_reply_goes_out_once(replies: Replies) -> None:
+    replies.twilio.add_faults({"status": 401, "count": 1})
+    replies.customer_says("hello")
+    assert replies.deliver() == []
+    assert len(replies.sent()) == 1 and len(replies.ai_calls()) == 1

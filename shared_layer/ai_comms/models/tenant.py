@@ -21,7 +21,13 @@ class ChannelSettings(_Strict):
     """How one project speaks on one channel. Secrets are referenced by name, never stored here."""
 
     address: str = Field(description="The company's channel address, e.g. 'whatsapp:+14155550100'.")
-    twilio_secret_ref: str = Field(description="Secrets Manager name holding {account_sid, auth_token}.")
+    twilio_secret_ref: str = Field(
+        pattern=r"^[A-Za-z0-9/_+=.@-]{1,500}/twilio$",
+        description=(
+            "Secrets Manager name holding {account_sid, auth_token}, ending in '/twilio': each function "
+            "may read only the kind of tenant secret it uses, by name."
+        ),
+    )
     content_sid: str | None = Field(default=None, description="Approved template for outbound starts.")
     template_variables: dict[str, str] = Field(
         default_factory=dict,
@@ -74,7 +80,10 @@ class AiSettings(_Strict):
     model: str = "gpt-4.1-mini"
     instructions: str = Field(min_length=1)
     max_output_tokens: int = Field(default=500, ge=16, le=8192)
-    openai_secret_ref: str = Field(description="Secrets Manager name holding {api_key}.")
+    openai_secret_ref: str = Field(
+        pattern=r"^[A-Za-z0-9/_+=.@-]{1,500}/openai$",
+        description="Secrets Manager name holding {api_key}, ending in '/openai'.",
+    )
     handoff_rules: str = Field(
         default="Ask for a human when the customer asks for one or when you cannot help.",
         description="Appended to the instructions: when the AI should answer with the handoff action.",

@@ -32,7 +32,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from ai_comms.clock import iso, parse_iso, utc_now
@@ -41,7 +42,7 @@ from ai_comms.critical import log_post_send_failure
 from ai_comms.masking import mask_address
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import UNKNOWN_SID, Message
-from ai_comms.models.outbound import ConversationRequested
+from ai_comms.models.outbound import ConversationRequested, SendingContext
 from ai_comms.providers import aws_clients
 from ai_comms.providers.openai_client import AiClient
 from ai_comms.providers.secrets import get_secret_json
@@ -51,6 +52,7 @@ from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.outbound_records import OutboundRecord, OutboundRecords
 
 logger = Logger(child=True)
+metrics = Metrics()
 
 # A live claim is given this long past its holder's own deadline before anyone may take it over.
 CLAIM_MARGIN_MS = 5_000
@@ -233,40 +235,8 @@ class ChannelSender:
         twilio = TwilioCredentials.from_secret(
             get_secret_json(sending.twilio_secret_ref, self._settings.secret_cache_seconds)
         )
-        openai_key = str(
-            get_secret_json(sending.ai.openai_secret_ref, self._settings.secret_cache_seconds).get(
-                "api_key", ""
-            )
-        )
-
         ai_started = time.monotonic()
-        ai_conversation_id = record.ai_conversation_id
-        if ai_conversation_id is None:
-            created = self._ai.create_conversation(
-                openai_key,
-                {
-                    "company_id": request.company_id,
-                    "project_id": request.project_id,
-                    "conversation_id": conversation_id,
-                    "channel": request.channel,
-                },
-            )
-            ai_conversation_id = str(
-                self._records.keep_first(tel, conversation_id, "ai_conversation_id", created, iso(utc_now()))
-            )
-        variables = record.template_variables
-        if variables is None:
-            written = self._ai.template_variables(
-                openai_key,
-                sending.ai,
-                ai_conversation_id,
-                sending.template_variables,
-                self._ai_context(request),
-            )
-            stored = self._records.keep_first(
-                tel, conversation_id, "template_variables", written, iso(utc_now())
-            )
-            variables = {str(k): str(v) for k, v in stored.items()}
+        variables = self._variables(request, record)
         ai_ms = int((time.monotonic() - ai_started) * 1000)
 
         claim_id = f"{message.message_id}:{uuid.uuid4().hex[:8]}"
@@ -282,11 +252,11 @@ class ChannelSender:
 
         send_started = time.monotonic()
         try:
-            sid = self._twilio.send_template(
-                twilio, sending.company_address, sending.customer_address, sending.content_sid, variables
-            )
+            sid = self._send_template(twilio, sending, variables)
         except SendFailed as error:  # certainly not sent: a retry may send
             self._records.release(tel, conversation_id, claim_id, _reason(error), iso(utc_now()))
+            if error.credentials:
+                metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
             raise
         except Exception as error:
             # SendOutcomeUnknown (or anything unexpected): Twilio may have accepted the template, so
@@ -320,6 +290,57 @@ class ChannelSender:
             },
         )
         return SendResult(Outcome.SENT, conversation_id, timings)
+
+    def _variables(self, request: ConversationRequested, record: OutboundRecord) -> dict[str, str]:
+        """The template's variables as the AI wrote them, kept on the record (first writer wins) with
+        the AI conversation they were written in, so a retry asks nothing again."""
+        if record.template_variables is not None:
+            return record.template_variables
+        sending, tel, conversation_id = request.sending, request.recipient.tel, request.conversation_id
+        openai_key = str(
+            get_secret_json(sending.ai.openai_secret_ref, self._settings.secret_cache_seconds).get(
+                "api_key", ""
+            )
+        )
+        ai_conversation_id = record.ai_conversation_id
+        if ai_conversation_id is None:
+            created = self._ai.create_conversation(
+                openai_key,
+                {
+                    "company_id": request.company_id,
+                    "project_id": request.project_id,
+                    "conversation_id": conversation_id,
+                    "channel": request.channel,
+                },
+            )
+            ai_conversation_id = str(
+                self._records.keep_first(tel, conversation_id, "ai_conversation_id", created, iso(utc_now()))
+            )
+        written = self._ai.template_variables(
+            openai_key, sending.ai, ai_conversation_id, sending.template_variables, self._ai_context(request)
+        )
+        stored = self._records.keep_first(tel, conversation_id, "template_variables", written, iso(utc_now()))
+        return {str(k): str(v) for k, v in stored.items()}
+
+    def _send_template(
+        self, twilio: TwilioCredentials, sending: SendingContext, variables: dict[str, str]
+    ) -> str:
+        """Send the template; credentials Twilio refuses are read again once (a rotated auth token)
+        and the template sent with them: a refusal means it did not go out."""
+        for attempt in range(2):
+            try:
+                return self._twilio.send_template(
+                    twilio, sending.company_address, sending.customer_address, sending.content_sid, variables
+                )
+            except SendFailed as refused:
+                if not refused.credentials or attempt:
+                    raise
+                logger.warning("Twilio refused the credentials; reading them again")
+                secret = get_secret_json(
+                    sending.twilio_secret_ref, self._settings.secret_cache_seconds, force_fetch=True
+                )
+                twilio = TwilioCredentials.from_secret(secret)
+        raise AssertionError("unreachable")
 
     def _create_or_get(self, request: ConversationRequested, now: str) -> OutboundRecord:
         sending = request.sending

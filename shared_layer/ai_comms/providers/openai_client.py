@@ -44,6 +44,12 @@ class PermanentAiError(AiError):
     permanent = True
 
 
+class CredentialsRefused(TransientAiError):
+    """OpenAI refused the tenant's key (401, 403): the tenant's, not the message's, problem. Callers
+    read the key again (it may have been rotated) and retry once; past that it is retried later and
+    alarmed, never a reason to fail a conversation."""
+
+
 class ContextTooLong(TransientAiError):
     """The conversation's context no longer fits the model (context_length_exceeded): it heals only
     in a new AI conversation."""
@@ -55,9 +61,11 @@ class AiReply(BaseModel):
 
 
 def _classify(error: openai.OpenAIError) -> AiError:
+    if isinstance(error, openai.APIStatusError) and error.status_code in {401, 403}:
+        return CredentialsRefused(f"OpenAI refused the tenant's API key ({error.status_code}/{error.code})")
     if isinstance(error, openai.APIStatusError) and error.code == "context_length_exceeded":
         return ContextTooLong("the AI conversation's context no longer fits the model")
-    if isinstance(error, openai.APIStatusError) and error.status_code in {400, 401, 403, 404, 422}:
+    if isinstance(error, openai.APIStatusError) and error.status_code in {400, 404, 422}:
         return PermanentAiError(f"OpenAI refused the request ({error.status_code})")
     return TransientAiError(f"OpenAI unavailable ({type(error).__name__})")
 

@@ -34,16 +34,27 @@ class TwilioCredentials:
 
 
 class SendFailed(Exception):
-    def __init__(self, message: str, permanent: bool) -> None:
+    def __init__(self, message: str, permanent: bool, credentials: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        # Twilio refused the tenant's credentials: read them again (rotated?), and alarm if it lasts.
+        self.credentials = credentials
 
 
 class SendOutcomeUnknown(Exception):
     """The request may have reached Twilio: treat the message as sent (sid unknown), never resend it."""
 
 
+# Twilio error 20003 "Permission Denied" / HTTP 401: the account sid or auth token is wrong
+# (https://www.twilio.com/docs/errors/20003).
+CREDENTIALS_REFUSED = 20003
+
+
 def _classify(error: TwilioRestException) -> SendFailed:
+    if error.status == 401 or error.code == CREDENTIALS_REFUSED:
+        return SendFailed(
+            f"Twilio refused the tenant's credentials ({error.status}/{error.code})", False, True
+        )
     # 4xx other than throttling are about the request or the account: retrying will not help.
     permanent = 400 <= error.status < 500 and error.status != 429
     return SendFailed(f"Twilio refused the message ({error.status}/{error.code})", permanent=permanent)

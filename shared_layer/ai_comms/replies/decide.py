@@ -25,7 +25,7 @@ from ai_comms.models.events import ReplyWindowClosed
 from ai_comms.models.message import MessageAuthor
 from ai_comms.models.tenant import ChannelSettings, ProjectConfig
 from ai_comms.providers.events import EventPublisher
-from ai_comms.providers.openai_client import AiClient, AiError, ContextTooLong
+from ai_comms.providers.openai_client import AiClient, AiError, ContextTooLong, CredentialsRefused
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
 from ai_comms.replies.record import (
@@ -199,15 +199,44 @@ class ReplyDecider:
             return False
         return bool(now - parse_iso(conversation.last_inbound_at) > REPLY_WINDOW)
 
-    def _ask_ai(
-        self, lease: LeaseRef, conversation: Conversation, project: ProjectConfig, messages: list[str]
-    ) -> Any:
+    def _api_key(self, project: ProjectConfig, fresh: bool = False) -> str:
         try:
-            secret = get_secret_json(project.ai.openai_secret_ref, self._settings.base.secret_cache_seconds)
-            api_key = str(secret["api_key"])
+            secret = get_secret_json(
+                project.ai.openai_secret_ref, self._settings.base.secret_cache_seconds, force_fetch=fresh
+            )
+            return str(secret["api_key"])
         except (SecretUnavailable, KeyError) as error:
             logger.error("openai secret unavailable", extra={"project_id": project.project_id})
             raise RecordFailed("openai secret unavailable", retry_in_seconds=None) from error
+
+    def _ask_ai(
+        self, lease: LeaseRef, conversation: Conversation, project: ProjectConfig, messages: list[str]
+    ) -> Any:
+        """The AI's reply; a refused key is read again once (it may have been rotated) before the
+        failure counts as the tenant's: retried later and alarmed, the conversation untouched."""
+        try:
+            return self._ask_ai_with(self._api_key(project), lease, conversation, project, messages)
+        except CredentialsRefused:
+            logger.warning(
+                "OpenAI refused the key; reading it again", extra={"project_id": project.project_id}
+            )
+        try:
+            return self._ask_ai_with(
+                self._api_key(project, fresh=True), lease, conversation, project, messages
+            )
+        except CredentialsRefused as error:
+            logger.error("OpenAI refuses the tenant's key", extra={"project_id": project.project_id})
+            metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
+            raise RecordFailed(str(error), retry_in_seconds=None) from error
+
+    def _ask_ai_with(
+        self,
+        api_key: str,
+        lease: LeaseRef,
+        conversation: Conversation,
+        project: ProjectConfig,
+        messages: list[str],
+    ) -> Any:
         texts = [m if m.strip() else MEDIA_ONLY_TEXT for m in messages]
         try:
             ai_conversation_id = conversation.ai_conversation_id
@@ -228,6 +257,8 @@ class ReplyDecider:
             metrics.add_metric(
                 name="AiLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
             )
+        except CredentialsRefused:
+            raise
         except AiError as error:
             if error.permanent:
                 logger.error("AI refused the request; conversation failed", extra={"error": str(error)})

@@ -62,15 +62,10 @@ class ReplyDelivery:
     ) -> Outcome:
         """Send the parts Twilio has not accepted yet, publish a handoff, then the final write."""
         try:
-            _, channel = self._configs.of(conversation)
-            secret = get_secret_json(channel.twilio_secret_ref, self._settings.base.secret_cache_seconds)
-            credentials = TwilioCredentials.from_secret(secret)
+            credentials = self._credentials(conversation)
         except PermanentFailure as error:
             fail_conversation(self._records, lease, str(error))
             raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
-        except (SecretUnavailable, KeyError) as error:
-            logger.error("twilio secret unavailable", extra={"project_id": conversation.project_id})
-            raise RecordFailed("twilio secret unavailable", retry_in_seconds=None) from error
 
         if pending.action == "handoff" and not pending.sent_sids and pending.attempted == 0:
             # Before the first send, so the final write can follow the last send directly. A retry
@@ -212,26 +207,56 @@ class ReplyDelivery:
         index: int,
         recorded: int,
     ) -> str:
-        """One part, already marked attempted: its sid, or UNKNOWN_SID when Twilio may have taken it."""
+        """One part, already marked attempted: its sid, or UNKNOWN_SID when Twilio may have taken it.
+
+        Credentials Twilio refuses (a rotated auth token) are read again once and the part sent with
+        them (a refusal means it did not go out); refused again, the tenant's failure is retried
+        later and alarmed, never a reason to fail the conversation."""
+        for attempt in range(2):
+            try:
+                return self._send_text(credentials, conversation, pending.parts[index])
+            except SendOutcomeUnknown as error:
+                # Twilio may have accepted it: kept as sent with an unknown sid, never resent.
+                self._post_send_failure(error, lease, pending, None, index)
+                return UNKNOWN_SID
+            except SendFailed as error:
+                if error.credentials and attempt == 0:
+                    logger.warning("Twilio refused the credentials; reading them again")
+                    credentials = self._credentials(conversation, fresh=True)
+                    continue
+                if error.credentials:
+                    logger.error(
+                        "Twilio refuses the tenant's credentials",
+                        extra={"project_id": conversation.project_id},
+                    )
+                    metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
+                elif error.permanent:
+                    logger.error("Twilio refused the reply; conversation failed", extra={"error": str(error)})
+                    fail_conversation(self._records, lease, str(error))
+                    raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+                else:
+                    logger.warning(
+                        "Twilio unavailable; the record will be retried", extra={"error": str(error)}
+                    )
+                self._unmark_attempt(lease, recorded, index)
+                raise RecordFailed(str(error), retry_in_seconds=None) from error
+        raise AssertionError("unreachable")
+
+    def _send_text(self, credentials: TwilioCredentials, conversation: Conversation, body: str) -> str:
+        return self._twilio.send_text(
+            credentials, conversation.company_address, conversation.customer_address, body
+        )
+
+    def _credentials(self, conversation: Conversation, fresh: bool = False) -> TwilioCredentials:
+        _, channel = self._configs.of(conversation)
         try:
-            return self._twilio.send_text(
-                credentials,
-                conversation.company_address,
-                conversation.customer_address,
-                pending.parts[index],
+            secret = get_secret_json(
+                channel.twilio_secret_ref, self._settings.base.secret_cache_seconds, force_fetch=fresh
             )
-        except SendOutcomeUnknown as error:
-            # Twilio may have accepted it: kept as sent with an unknown sid, never resent.
-            self._post_send_failure(error, lease, pending, None, index)
-            return UNKNOWN_SID
-        except SendFailed as error:
-            if error.permanent:
-                logger.error("Twilio refused the reply; conversation failed", extra={"error": str(error)})
-                fail_conversation(self._records, lease, str(error))
-                raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
-            logger.warning("Twilio unavailable; the record will be retried", extra={"error": str(error)})
-            self._unmark_attempt(lease, recorded, index)
-            raise RecordFailed(str(error), retry_in_seconds=None) from error
+            return TwilioCredentials.from_secret(secret)
+        except (SecretUnavailable, KeyError) as error:
+            logger.error("twilio secret unavailable", extra={"project_id": conversation.project_id})
+            raise RecordFailed("twilio secret unavailable", retry_in_seconds=None) from error
 
     def _publish_handoff(self, conversation: Conversation, pending: PendingReply) -> None:
         event = HandoffRequested(

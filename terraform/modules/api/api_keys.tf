@@ -1,11 +1,13 @@
-# Client access for routes with api_key_required: one usage plan on the stage (throttle + quota)
-# and one API key per client in it. API Gateway checks the x-api-key header before any function runs.
+# Client access for routes with api_key_required: one usage plan per client on the stage (its own
+# throttle and quota) holding that client's API key. API Gateway checks the x-api-key header before
+# any function runs and passes the key's id to the function, which checks the client may act for
+# the tenant it names.
 
-resource "aws_api_gateway_usage_plan" "clients" {
-  count = var.usage_plan == null ? 0 : 1
+resource "aws_api_gateway_usage_plan" "client" {
+  for_each = var.api_clients
 
-  name        = "${var.name}-clients"
-  description = "Throttle and quota of every client API key of ${var.name}."
+  name        = "${var.name}-${each.key}"
+  description = "Throttle and quota of API client ${each.key} on ${var.name}."
 
   api_stages {
     api_id = aws_api_gateway_rest_api.this.id
@@ -13,18 +15,18 @@ resource "aws_api_gateway_usage_plan" "clients" {
   }
 
   throttle_settings {
-    rate_limit  = var.usage_plan.rate_limit
-    burst_limit = var.usage_plan.burst_limit
+    rate_limit  = each.value.rate_limit
+    burst_limit = each.value.burst_limit
   }
 
   quota_settings {
-    limit  = var.usage_plan.quota_limit
-    period = var.usage_plan.quota_period
+    limit  = each.value.quota_limit
+    period = each.value.quota_period
   }
 }
 
 resource "aws_api_gateway_api_key" "client" {
-  for_each = var.api_key_clients
+  for_each = var.api_clients
 
   name        = "${var.name}-${each.key}"
   description = "API key of client ${each.key}."
@@ -34,9 +36,9 @@ resource "aws_api_gateway_api_key" "client" {
 }
 
 resource "aws_api_gateway_usage_plan_key" "client" {
-  for_each = var.usage_plan == null ? toset([]) : var.api_key_clients
+  for_each = var.api_clients
 
   key_id        = aws_api_gateway_api_key.client[each.key].id
   key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.clients[0].id
+  usage_plan_id = aws_api_gateway_usage_plan.client[each.key].id
 }

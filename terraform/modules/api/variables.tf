@@ -15,13 +15,23 @@ variable "stage_name" {
 }
 
 variable "routes" {
-  description = "Top-level routes by path part (\"whatsapp\" serves /whatsapp), each proxied to one Lambda function."
+  description = "Routes by name: a path of up to three parts (\"whatsapp\", \"conversations/{conversation_id}\"), its method, the Lambda function it proxies to, whether an API key is required, and an optional throttle of its own (else the stage's)."
   type = map(object({
+    path             = string
     method           = optional(string, "POST")
     function_name    = string
     invoke_arn       = string
     api_key_required = optional(bool, false)
+    throttle = optional(object({
+      rate_limit  = number
+      burst_limit = number
+    }))
   }))
+
+  validation {
+    condition     = alltrue([for route in var.routes : length(split("/", route.path)) <= 3])
+    error_message = "A route's path has at most three parts."
+  }
 }
 
 variable "binary_media_types" {
@@ -59,26 +69,20 @@ variable "throttling_rate_limit" {
   default     = 50
 }
 
-variable "usage_plan" {
-  description = "Limits of the usage plan client API keys belong to: steady requests per second, burst, and a quota of requests per period (DAY, WEEK or MONTH). null creates no plan, so no key is admitted anywhere."
-  type = object({
+variable "api_clients" {
+  description = "API clients by name, each with the limits of its own usage plan: steady requests per second, burst, and a quota of requests per period (DAY, WEEK or MONTH)."
+  type = map(object({
     rate_limit   = number
     burst_limit  = number
     quota_limit  = number
     quota_period = string
-  })
-  default = null
+  }))
+  default = {}
 
   validation {
-    condition     = var.usage_plan == null || contains(["DAY", "WEEK", "MONTH"], try(var.usage_plan.quota_period, ""))
-    error_message = "usage_plan.quota_period must be DAY, WEEK or MONTH."
+    condition     = alltrue([for client in values(var.api_clients) : contains(["DAY", "WEEK", "MONTH"], client.quota_period)])
+    error_message = "quota_period must be DAY, WEEK or MONTH."
   }
-}
-
-variable "api_key_clients" {
-  description = "Clients that get an API key in the usage plan, by name."
-  type        = set(string)
-  default     = []
 }
 
 variable "api_key_values" {
@@ -86,4 +90,13 @@ variable "api_key_values" {
   type        = map(string)
   default     = {}
   sensitive   = true
+}
+
+variable "waf" {
+  description = "WAF in front of the stage: web_acl_arn associates an existing web ACL; otherwise requests_per_ip_per_5_minutes creates one with a rate-based rule per source IP. null: no WAF."
+  type = object({
+    web_acl_arn                   = optional(string)
+    requests_per_ip_per_5_minutes = optional(number, 2000)
+  })
+  default = null
 }

@@ -112,6 +112,36 @@ resource "aws_dynamodb_table" "messages" {
   }
 }
 
+# Consent per (company address, customer address), outside any conversation and with no TTL: an
+# opt-out must outlive every conversation. Each change is an item of its own beside the state
+# ("<customer address>#<when>#<what>"), so one Query per company address exports it all.
+resource "aws_dynamodb_table" "consent" {
+  #checkov:skip=CKV_AWS_119:AWS-managed DynamoDB encryption is used; a customer-managed KMS key is an optional hardening for users.
+  name                        = "${var.name}-consent"
+  billing_mode                = "PAY_PER_REQUEST"
+  hash_key                    = "company_address"
+  range_key                   = "customer_address"
+  deletion_protection_enabled = var.deletion_protection
+
+  attribute {
+    name = "company_address"
+    type = "S"
+  }
+
+  attribute {
+    name = "customer_address"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+}
+
 # Powertools idempotency persistence layer (and the webhook's MessageSid claims); records expire
 # through "expiration".
 resource "aws_dynamodb_table" "idempotency" {

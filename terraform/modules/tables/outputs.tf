@@ -1,19 +1,21 @@
 output "names" {
-  description = "Table names by role: company_data, conversations, messages, idempotency."
+  description = "Table names by role: company_data, conversations, messages, consent, idempotency."
   value = {
     company_data  = aws_dynamodb_table.company_data.name
     conversations = aws_dynamodb_table.conversations.name
     messages      = aws_dynamodb_table.messages.name
+    consent       = aws_dynamodb_table.consent.name
     idempotency   = aws_dynamodb_table.idempotency.name
   }
 }
 
 output "arns" {
-  description = "Table ARNs by role: company_data, conversations, messages, idempotency."
+  description = "Table ARNs by role: company_data, conversations, messages, consent, idempotency."
   value = {
     company_data  = aws_dynamodb_table.company_data.arn
     conversations = aws_dynamodb_table.conversations.arn
     messages      = aws_dynamodb_table.messages.arn
+    consent       = aws_dynamodb_table.consent.arn
     idempotency   = aws_dynamodb_table.idempotency.arn
   }
 }
