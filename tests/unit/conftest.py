@@ -139,6 +139,14 @@ def _routing(events: Any, sqs: Any) -> dict[str, str]:
         )
         events.put_targets(Rule=f"r-{route}", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
         queues[route] = url
+    # Terraform's "<channel>-consent" rule: a consent change outside the AI route is the reply
+    # processor's too (its confirmation goes out whoever has the conversation).
+    consent = {"route": [{"anything-but": ["ai_reply"]}], "consent_change": ["opt_out", "opt_in"]}
+    events.put_rule(Name="r-consent", EventBusName=BUS, EventPattern=json.dumps({"detail": consent}))
+    arn = sqs.get_queue_attributes(QueueUrl=queues["ai_reply"], AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_targets(Rule="r-consent", EventBusName=BUS, Targets=[{"Id": "q", "Arn": arn}])
     return queues
 
 

@@ -130,6 +130,15 @@ class Replies:
     def history(self) -> list[Message]:
         return history(self.cloud, self.conversation.conversation_id)
 
+    def update_conversation(self, expression: str, values: dict[str, Any]) -> None:
+        self.cloud.dynamodb.update_item(
+            TableName=TABLES["conversations"],
+            Key=ConversationRepository.key(CUSTOMER_NUMBER, self.conversation.conversation_id),
+            UpdateExpression=expression,
+            ExpressionAttributeValues=values,
+            **({"ExpressionAttributeNames": {"#s": "status"}} if "#s" in expression else {}),
+        )
+
     def raw_item(self) -> dict[str, Any]:
         item: dict[str, Any] = self.cloud.dynamodb.get_item(
             TableName=TABLES["conversations"],

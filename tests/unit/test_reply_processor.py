@@ -332,3 +332,66 @@ def test_a_failed_handoff_notice_does_not_hold_up_the_handoff(replies: Replies) 
         assert replies.deliver() == []
     assert len(replies.sent()) == 1 and replies.stored().handoff_to_human
     assert len(replies.queued("handoff")) == 1
+
+
+def test_a_stop_while_a_person_has_the_conversation_is_confirmed_once_and_nothing_else_is_sent(
+    replies: Replies,
+) -> None:
+    replies.update_conversation(
+        "SET handoff_to_human = :t, #s = :h", {":t": {"BOOL": True}, ":h": {"S": "handed_off"}}
+    )
+    replies.customer_says("is anyone there?", "STOP")
+    assert replies.deliver(one_by_one=True) == []
+    channel = demo_project().channels["whatsapp"]
+    assert [m["body"] for m in replies.sent()] == [channel.opt_out_confirmation]
+    assert replies.ai_calls() == []
+    stored = replies.stored()
+    assert stored.handoff_to_human and stored.answered_seq == 2
+    # The handoff queue got both messages for the people; the confirmation is not repeated.
+    assert len(replies.queued("handoff")) == 2
+    replies.customer_says("STOP")
+    assert replies.deliver() == [] and len(replies.sent()) == 1
+
+
+def test_an_opt_out_arriving_while_a_reply_is_sent_stops_the_rest_of_it(replies: Replies) -> None:
+    from ai_comms.models.consent import ConsentChange
+    from ai_comms.store.consent import ConsentRepository
+
+    from .conftest import TABLES
+
+    replies.openai.script({"text": ("A long answer. " * 120).strip()})
+    replies.customer_says("tell me everything")
+    twilio = replies.handler.service._delivery._twilio
+    original = twilio.send_text
+    consent = ConsentRepository(replies.cloud.dynamodb, TABLES["consent"])
+
+    def then_stop(*args: Any) -> str:
+        sid = str(original(*args))
+        change = ConsentChange(
+            state="opted_out", at="2026-12-01T00:00:00.000Z", source="keyword", keyword="STOP"
+        )
+        conversation = replies.conversation
+        consent.change(conversation.company_address, conversation.customer_address, "acme", "support", change)
+        return sid
+
+    with mock.patch.object(twilio, "send_text", side_effect=then_stop):
+        assert replies.deliver() == []
+    assert len(replies.sent()) == 1  # of the two parts the AI's answer was split into
+    outbound = [m for m in replies.history() if m.direction == "outbound"]
+    assert [m.sid for m in outbound] == [replies.sent()[0]["sid"]]
+    assert replies.stored().answered_seq == 1 and replies.stored().pending_reply is None
+
+
+def test_an_inactive_project_sends_nothing_and_its_messages_go_to_people(replies: Replies) -> None:
+    from ai_comms.store.tenants import TenantRepository
+
+    from .conftest import TABLES
+
+    TenantRepository(replies.cloud.dynamodb, TABLES["company"]).put_project(
+        demo_project(status="inactive"), "2026-01-03T00:00:00Z"
+    )
+    replies.handler.service._decider._configs._projects.clear()
+    replies.customer_says("hello?", "STOP")
+    assert replies.deliver(one_by_one=True) == []
+    assert replies.sent() == [] and replies.ai_calls() == []
+    assert len(replies.queued("handoff")) == 2 and len(replies.history()) == 2

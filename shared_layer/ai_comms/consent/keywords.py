@@ -9,10 +9,7 @@ REVOKE to opt out; START, UNSTOP to opt back in), so a customer's habit from SMS
 import unicodedata
 
 from ai_comms.models.consent import ConsentChangeKind
-from ai_comms.models.tenant import ConsentPolicy
-
-# A keyword is short; anything longer is a sentence, never a keyword.
-MAX_KEYWORD_CHARS = 32
+from ai_comms.models.tenant import MAX_KEYWORD_CHARS, ConsentPolicy
 
 
 def normalised(body: str) -> str:

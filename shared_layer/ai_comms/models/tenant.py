@@ -1,6 +1,6 @@
 """Company/project configuration, as stored in the company-data table and managed with `ops tenant put`."""
 
-import re
+import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,7 +47,7 @@ class ChannelSettings(_Strict):
 
 DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE")
 DEFAULT_OPT_IN_KEYWORDS = ("START", "UNSTOP")
-_KEYWORD = r"^[A-Z0-9]{1,32}$"
+MAX_KEYWORD_CHARS = 32
 
 
 class ConsentPolicy(_Strict):
@@ -59,8 +59,9 @@ class ConsentPolicy(_Strict):
     @field_validator("opt_out_keywords", "opt_in_keywords")
     @classmethod
     def _keywords(cls, value: list[str]) -> list[str]:
-        words = [word.strip().upper() for word in value]
-        bad = [word for word in words if not re.match(_KEYWORD, word)]
+        # Stored as a message is compared: NFKC, upper case (consent.keywords reads messages so).
+        words = [unicodedata.normalize("NFKC", word).strip().upper() for word in value]
+        bad = [word for word in words if not (word.isalnum() and len(word) <= MAX_KEYWORD_CHARS)]
         if bad:
             raise ValueError(f"keywords are 1-32 letters or digits without spaces: {', '.join(bad)}")
         return words
