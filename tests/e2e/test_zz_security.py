@@ -3,6 +3,7 @@
 Named to run last in the e2e session, so the log check sees every line the other tests produced.
   - IAM: every role of the workspaces, inline and attached policies: no wildcard action and no
     "*" resource unless AWS requires it (tests/e2e/audits.py lists those, each with its reason);
+    and each function's grants are exactly terraform/least_privilege.yaml's;
   - resource policies (KMS keys, SNS topics, SQS queues, Lambda functions): no open principal
     without a condition, no wildcard action except the account root's on its own keys;
   - logs: no full phone number, no secret value of the workspaces' tenants, no message body
@@ -11,11 +12,13 @@ Named to run last in the e2e session, so the log check sees every line the other
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ai_comms.store.dynamo import from_item
 
@@ -26,7 +29,7 @@ from .audits import (
     resource_policy_findings,
     strings_in,
 )
-from .conftest import MAIN, SIDE, Stack
+from .conftest import MAIN, REPO, SIDE, Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +180,114 @@ def test_every_dlq_and_every_function_alarms_to_the_alerts_topic(stack: Stack) -
         assert {f"{name}-error-rate" for name in outputs["functions"].values()} <= rate_alarms
         dashboard = json.loads(cloudwatch.get_dashboard(DashboardName=outputs["name"])["DashboardBody"])
         assert dashboard["widgets"]
+
+
+LEAST_PRIVILEGE = REPO / "terraform" / "least_privilege.yaml"
+
+
+def granted(stack: Stack, role: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the role's policies allow (X-Ray's unscoped writes aside: they
+    follow lambda_tracing_mode and are checked by the wildcard test)."""
+    iam = stack.client("iam")
+    documents = [
+        policy_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+    ]
+    pairs: set[tuple[str, str]] = set()
+    for document in documents:
+        for statement in document.get("Statement", []):
+            if statement.get("Effect", "Allow") != "Allow":
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            pairs |= {(a, r) for a in actions for r in resources if not a.startswith("xray:")}
+    return pairs
+
+
+class Resolver:
+    """The table's resource names as the ARNs of one workspace."""
+
+    def __init__(self, stack: Stack, workspace: str) -> None:
+        self.stack = stack
+        self.outputs = stack.outputs(workspace)
+        identity = stack.client("sts").get_caller_identity()
+        self.account = identity["Account"]
+        self.partition = identity["Arn"].split(":")[1]
+        self.region = stack.cloud.region
+
+    def table(self, key: str) -> dict[str, Any]:
+        described: dict[str, Any] = self.stack.client("dynamodb").describe_table(
+            TableName=self.outputs["tables"][key]
+        )["Table"]
+        return described
+
+    def queues(self, pattern: str) -> list[str]:
+        prefix = self.outputs["name"] + "-"
+        urls = {
+            **self.outputs["queues"],
+            **{name.removeprefix(prefix): url for name, url in self.outputs["dlqs"].items()},
+        }
+        sqs = self.stack.client("sqs")
+        found = [
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            for key, url in sorted(urls.items())
+            if fnmatch.fnmatch(key, pattern)
+        ]
+        assert found, f"no queue matches {pattern}"
+        return found
+
+    def resolve(self, name: str, function: str) -> list[str]:
+        kind, _, key = name.partition(":")
+        if kind == "table":
+            return [str(self.table(key)["TableArn"])]
+        if kind == "index":
+            return [f"{self.table(key)['TableArn']}/index/*"]
+        if kind == "stream":
+            return [str(self.table(key)["LatestStreamArn"])]
+        if kind == "queue":
+            return self.queues(key)
+        if kind == "bus":
+            return [str(self.outputs["event_bus_arn"])]
+        if kind == "topic" and key == "handoff_notices":
+            return [str(self.outputs["handoff_notices_topic_arn"])]
+        if kind == "secrets":
+            prefix = self.outputs["tenant_secret_prefix"]
+            return [
+                f"arn:{self.partition}:secretsmanager:{self.region}:{self.account}:secret:{prefix}*/{key}-??????"
+            ]
+        if kind == "log_group":
+            return [
+                f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:/aws/lambda/{function}:*"
+            ]
+        raise AssertionError(f"unknown resource name {name!r} in {LEAST_PRIVILEGE.name}")
+
+
+@pytest.mark.parametrize("workspace", WORKSPACES)
+def test_every_role_grants_exactly_what_the_least_privilege_table_lists(stack: Stack, workspace: str) -> None:
+    table = yaml.safe_load(LEAST_PRIVILEGE.read_text())
+    functions = stack.outputs(workspace)["functions"]
+    assert sorted(table) == sorted(functions), "the table lists every function, and only those"
+    resolver = Resolver(stack, workspace)
+    for short, function in functions.items():
+        expected = {
+            (action, arn)
+            for row in table[short]
+            for action in row["actions"]
+            for name in row["resources"]
+            for arn in resolver.resolve(name, function)
+        }
+        actual = granted(stack, function)
+        unlisted, missing = sorted(actual - expected), sorted(expected - actual)
+        assert actual == expected, f"{short}: granted, not listed {unlisted}; listed, not granted {missing}"
+
+
+def test_the_webhook_never_writes_tenant_configuration_nor_reads_openai_keys(stack: Stack) -> None:
+    resolver = Resolver(stack, MAIN)
+    function = stack.outputs()["functions"]["twilio_webhook"]
+    company_data = resolver.resolve("table:company_data", function)[0]
+    grants = granted(stack, function)
+    assert {action for action, resource in grants if resource == company_data} == {"dynamodb:GetItem"}
+    assert not [r for _, r in grants if "/openai" in r]
+    assert not [a for a, _ in grants if a.startswith(("sns:", "events:"))]
