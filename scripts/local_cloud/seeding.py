@@ -21,6 +21,8 @@ from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.tenants import TenantRepository
 
 DEFAULT_PREFIXES = {"whatsapp": "whatsapp:", "sms": ""}
+# The API client local.tfvars declares (api_keys): seeded projects name it in api_clients.
+DEMO_CLIENT = "demo-client"
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,15 @@ def seed_tenant(
     openai_api_key: str | None = None,
     instructions: str = "You are the friendly support assistant of Demo Ltd. Answer briefly.",
     template: dict[str, Any] | None = None,
+    api_clients: list[str] | None = None,
+    first_contact: Literal["ai", "handoff", "ignore"] = "ai",
+    ai: dict[str, Any] | None = None,
 ) -> SeededTenant:
     """Secrets under the workspace's tenant prefix, then the project and its address claims.
 
-    `client(service)` returns a boto3 client for the local cloud's emulator.
+    `client(service)` returns a boto3 client for the local cloud's emulator. The project lets the
+    local workspaces' API client ("demo-client", local.tfvars) act for it unless `api_clients` says
+    otherwise; `ai` overrides AiSettings fields.
     """
     numbers = company_numbers or {"whatsapp": "+14155550100"}
     account_sid = account_sid or "AC" + uuid.uuid4().hex
@@ -91,7 +98,9 @@ def seed_tenant(
         status=status,
         allowed_channels=allowed_channels or list(numbers),
         channels=channels,
-        ai=AiSettings(instructions=instructions, openai_secret_ref=names["openai"]),
+        ai=AiSettings(instructions=instructions, openai_secret_ref=names["openai"], **(ai or {})),
+        api_clients=[DEMO_CLIENT] if api_clients is None else api_clients,
+        first_contact=first_contact,
     )
     tenants = TenantRepository(client("dynamodb"), outputs["tables"]["company_data"])
     tenants.put_project(project, iso(utc_now()))
