@@ -59,6 +59,13 @@ class Replies:
             sids.append(form["MessageSid"])
         return sids
 
+    def customer_says_form(self, **fields: str) -> str:
+        """One message with any webhook fields (media, location, buttons, referral)."""
+        form = twilio_form(**fields)
+        answer = self.webhook.lambda_handler(webhook_event(form), FakeContext())
+        assert answer["statusCode"] == 200, answer
+        return form["MessageSid"]
+
     def receive(self, visibility: int = 30) -> list[dict[str, Any]]:
         if self.cloud.outbox is not None:
             self.cloud.outbox.pump()  # the recorded messages' events onto the bus

@@ -9,7 +9,6 @@ from unittest import mock
 from botocore.exceptions import ClientError
 
 from ai_comms.clock import utc_now
-from ai_comms.replies.decide import MEDIA_ONLY_TEXT
 from ai_comms.store.conversations import ConversationRepository
 
 from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, demo_project
@@ -288,11 +287,45 @@ def test_sms_has_no_reply_window(replies: Replies) -> None:
     )
 
 
-def test_a_media_only_message_reaches_the_ai_as_a_placeholder(replies: Replies) -> None:
-    replies.customer_says("")
+def test_a_media_only_message_reaches_the_ai_by_the_types_of_its_attachments(replies: Replies) -> None:
+    replies.customer_says_form(
+        Body="",
+        NumMedia="2",
+        MediaContentType0="image/jpeg",
+        MediaUrl0="https://api.twilio.com/x/Media/ME1",
+        MediaContentType1="application/pdf",
+        MediaUrl1="https://api.twilio.com/x/Media/ME2",
+    )
     assert replies.deliver() == []
     [call] = replies.ai_calls()
-    assert call["body"]["input"][0]["content"] == MEDIA_ONLY_TEXT
+    text = call["body"]["input"][0]["content"]
+    assert text == "(The customer sent 2 attachments: image/jpeg, application/pdf.)"
+    assert "api.twilio.com" not in text
+    [message] = [m for m in replies.history() if m.direction == "inbound"]
+    assert message.content is not None and message.content.media_types == ["image/jpeg", "application/pdf"]
+
+
+def test_a_location_a_button_and_an_ad_reach_the_ai_as_plain_text(replies: Replies) -> None:
+    replies.customer_says_form(
+        Body="here",
+        Latitude="51.5132",
+        Longitude="-0.2198",
+        Address="187 Freston Road, London",
+        Label="Depot",
+    )
+    replies.customer_says_form(Body="Track my order", ButtonText="Track my order", ButtonPayload="track:4711")
+    replies.customer_says_form(
+        Body="Hi!", ReferralHeadline="Free delivery week", ReferralBody="Order today", ReferralSourceType="ad"
+    )
+    assert replies.deliver() == []
+    [call] = replies.ai_calls()
+    text = call["body"]["input"][0]["content"]
+    assert "(The customer shared a location: Depot, 187 Freston Road, London at 51.5132, -0.2198)" in text
+    assert '(The customer pressed the button "Track my order", payload track:4711)' in text
+    assert "(The customer wrote from an ad: Free delivery week - Order today)" in text
+    stored = [m.content for m in replies.history() if m.direction == "inbound"]
+    assert stored[0] is not None and stored[0].location is not None and stored[0].location.label == "Depot"
+    assert stored[1] is not None and stored[1].button_payload == "track:4711"
 
 
 def test_a_malformed_record_fails(replies: Replies) -> None:

@@ -33,7 +33,7 @@ from ai_comms.masking import mask_address
 from ai_comms.models.consent import ConsentChange, ConsentChangeKind
 from ai_comms.models.conversation import Conversation, ConversationStatus
 from ai_comms.models.events import ReplyRoute
-from ai_comms.models.message import Message
+from ai_comms.models.message import InboundContent, Message
 from ai_comms.models.tenant import AddressRoute, ProjectConfig
 from ai_comms.models.twilio_inbound import TwilioInbound
 from ai_comms.providers import aws_clients
@@ -134,12 +134,14 @@ class InboundService:
             customer_tel = tel_of(inbound.from_, channel.address_prefix)
         except AddressError as error:
             raise BadRequest(f"From is not a {channel.name} address") from error
+        media_types = [params.first(f"MediaContentType{n}") or "unknown" for n in range(inbound.num_media)]
+        content = inbound.content([media_type[:128] for media_type in media_types])
         keyword = keyword_of(inbound.body, project.consent)
         for _ in range(MAX_RECORD_ATTEMPTS):
             current, newest = self._conversations.open_for(customer_tel, inbound.to)
             opens = current is None
             conversation = current or self._first_contact(project, channel, inbound, customer_tel, newest)
-            recorded = self._record(project, conversation, inbound, keyword, opens)
+            recorded = self._record(project, conversation, inbound, content, keyword, opens)
             if recorded is not None:
                 return recorded
         logger.warning("conversation kept changing; answered 503", extra={"message_sid": inbound.message_sid})
@@ -218,6 +220,7 @@ class InboundService:
         project: ProjectConfig,
         conversation: Conversation,
         inbound: TwilioInbound,
+        content: InboundContent | None,
         keyword: ConsentChangeKind | None,
         opens: bool,
     ) -> Accepted | None:
@@ -238,6 +241,7 @@ class InboundService:
             body=inbound.body,
             at=iso(now),
             num_media=inbound.num_media,
+            content=content,
             expires_at=expires_at,
             route=route,
             channel=conversation.channel,

@@ -9,7 +9,7 @@ was decided, epoch milliseconds) and ``part``. The opening template follows no c
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ai_comms.models.consent import ConsentChangeKind
 from ai_comms.models.events import ReplyReceived, ReplyRoute
@@ -21,6 +21,32 @@ MessageAuthor = Literal["customer", "ai", "template", "agent", "engine"]
 
 # The sid recorded for a message Twilio may have accepted without telling us its sid.
 UNKNOWN_SID = "unknown"
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    latitude: float
+    longitude: float
+    address: str | None = None
+    label: str | None = None
+
+
+class InboundContent(BaseModel):
+    """What a customer's message carried besides its text: the types of its media (their URLs need
+    the tenant's Twilio credentials and are never kept or given to the AI), a shared location, the
+    quick-reply button pressed, the click-to-WhatsApp ad it came from, the message it replied to."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    media_types: list[str] = Field(default_factory=list)
+    location: Location | None = None
+    button_text: str | None = None
+    button_payload: str | None = None
+    referral_headline: str | None = None
+    referral_body: str | None = None
+    referral_source_type: str | None = None
+    replied_to_sid: str | None = None
 
 
 class Message(BaseModel):
@@ -36,6 +62,7 @@ class Message(BaseModel):
     body: str
     at: str
     num_media: int = 0
+    content: InboundContent | None = None
     expires_at: int | None = None
     # Inbound messages carry what the outbox relay needs to publish their ReplyReceived event: the
     # route the webhook decided and the conversation's addresses, as they were when it arrived.

@@ -28,6 +28,7 @@ from ai_comms.providers.events import EventPublisher
 from ai_comms.providers.openai_client import AiClient, AiError, ContextTooLong, CredentialsRefused
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
+from ai_comms.replies.ai_input import ai_text
 from ai_comms.replies.record import (
     Outcome,
     PermanentFailure,
@@ -47,8 +48,6 @@ metrics = Metrics()
 
 WHATSAPP_PREFIX = "whatsapp:"
 REPLY_WINDOW = timedelta(hours=24)
-# What the AI reads for a message that carried only media: it must not see an empty turn.
-MEDIA_ONLY_TEXT = "(The customer sent an attachment without text.)"
 # Turns a replacement AI conversation opens with when the old one outgrew the model.
 CARRIED_OVER_MESSAGES = 20
 
@@ -159,7 +158,7 @@ class ReplyDecider:
                 "engine",
             )
         if with_ai and reading.for_ai:
-            reply = self._ask_ai(lease, conversation, project, [m.body for m in reading.for_ai])
+            reply = self._ask_ai(lease, conversation, project, [ai_text(m) for m in reading.for_ai])
             if not heartbeat.healthy:
                 raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
             draft.text = reply.reply
@@ -237,7 +236,7 @@ class ReplyDecider:
         project: ProjectConfig,
         messages: list[str],
     ) -> Any:
-        texts = [m if m.strip() else MEDIA_ONLY_TEXT for m in messages]
+        texts = messages
         try:
             ai_conversation_id = conversation.ai_conversation_id
             if ai_conversation_id is None:
