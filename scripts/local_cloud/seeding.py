@@ -60,6 +60,7 @@ def seed_tenant(
     openai_api_key: str | None = None,
     instructions: str = "You are the friendly support assistant of Demo Ltd. Answer briefly.",
     template: dict[str, Any] | None = None,
+    max_output_tokens: int | None = None,
 ) -> SeededTenant:
     """Secrets under the workspace's tenant prefix, then the project and its address claims.
 
@@ -91,7 +92,11 @@ def seed_tenant(
         status=status,
         allowed_channels=allowed_channels or list(numbers),
         channels=channels,
-        ai=AiSettings(instructions=instructions, openai_secret_ref=names["openai"]),
+        ai=AiSettings(
+            instructions=instructions,
+            openai_secret_ref=names["openai"],
+            **({} if max_output_tokens is None else {"max_output_tokens": max_output_tokens}),
+        ),
     )
     tenants = TenantRepository(client("dynamodb"), outputs["tables"]["company_data"])
     tenants.put_project(project, iso(utc_now()))
