@@ -146,7 +146,8 @@ ERROR_PRESETS: dict[str, ApiError] = {
     ),
     # OpenAI error codes guide (https://platform.openai.com/docs/guides/error-codes): "429 - Rate limit
     # reached for requests" heals after a wait; the SDK honours retry-after-ms / retry-after
-    # (openai._base_client._parse_retry_after_header) up to 60 s.
+    # (openai._base_client._parse_retry_after_header) up to MAX_RETRY_AFTER_DELAY (120 s), and does
+    # not retry at all past it.
     "rate_limit_exceeded": ApiError(
         429,
         "Rate limit reached for gpt-4.1-mini in organization org-fake on requests per min (RPM): "
@@ -498,6 +499,9 @@ class OpenAIFake(FakeServer):
         # Then the window: what the model reads must fit.
         read, dropped = _fit(history, new_items, str(instructions), self.context_window_tokens, body)
         if read is None:
+            if scripted is not None:  # the request never reached the model: the answer stays queued
+                with self._lock:
+                    self._script.appendleft(scripted)
             return _api_reply(ERROR_PRESETS["context_length_exceeded"])
         input_tokens = approx_tokens(str(instructions)) + items_tokens(read) + items_tokens(new_items)
 

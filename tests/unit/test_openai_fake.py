@@ -709,11 +709,14 @@ def test_past_the_context_window_without_truncation_the_request_fails(openai_fak
         conversation = client.conversations.create()
         client.responses.create(model="m", conversation=conversation.id, input="x" * 500)
         # 125 + 127 tokens already in the conversation, 125 more do not fit in 300.
+        openai_fake.script({"raw": "kept for the next answer"})
         assert bad_request(client, model="m", conversation=conversation.id, input="y" * 500) == (
             400,
             "context_length_exceeded",
             "input",
         )
+        # The refused call never reached the model: the scripted answer is still next.
+        assert client.responses.create(model="m", input="short").output_text == "kept for the next answer"
 
 
 def test_truncation_auto_drops_the_oldest_items_and_keeps_the_input_bounded(openai_fake: OpenAIFake) -> None:
