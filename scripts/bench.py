@@ -99,6 +99,7 @@ class Bench:
                 "template_variables": {"1": "first name", "2": "reason"},
             },
         )
+        twilio.add_account(self.tenant.account_sid, self.tenant.auth_token)  # the fake knows only these
         self.api_key = self._api_key()
 
     # -- plumbing ----------------------------------------------------------------------------------

@@ -5,9 +5,13 @@ start one in-process on port 0 and the local runner can start one as ``python -m
 Both fakes offer the same control surface under ``/fake/``:
 
     POST /fake/faults   {"faults": [{"status": 500, "count": 2, "headers": {...}},
-                                    {"delay_seconds": 3, "count": 1}]}
+                                    {"delay_seconds": 3, "count": 1},
+                                    {"status": 400, "body": {...}},
+                                    {"error": "<a preset the fake names>"}]}
                         queues faults for the next API calls (``/fake/*`` is never faulted);
-                        a fault with both keys sleeps, then fails
+                        a fault with a delay and a failure sleeps, then fails; ``body`` is
+                        answered as it is, ``error`` (and the fake's own keys, such as the
+                        Twilio fake's ``code`` and ``format``) picks one of the fake's errors
     POST /fake/latency  {"seconds": 0.2}   delay added to every API call
     GET  /fake/requests every API call received, oldest first (Authorization header removed)
     POST /fake/reset    clears faults, latency, the request log and the fake's own state
@@ -86,34 +90,89 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     log: JsonObject = field(default_factory=dict)
+    content_type: str = "application/json"
 
 
 @dataclass
 class Fault:
+    """One injected failure or delay. ``error``, ``code`` and ``format`` are read by the fake itself
+    (its error presets); ``body`` is answered as given; otherwise the fake's error for ``status``."""
+
     status: int | None
     delay_seconds: float
     count: int
     headers: dict[str, str]
+    body: Any = None
+    error: str | None = None
+    code: int | None = None
+    format: str | None = None
+
+    @property
+    def fails(self) -> bool:
+        return self.status is not None or self.error is not None or self.code is not None
 
     @classmethod
     def parse(cls, raw: Any) -> Fault:
         if not isinstance(raw, dict):
             raise ValueError("each fault must be an object")
+        unknown = set(raw) - {
+            "status",
+            "delay_seconds",
+            "count",
+            "headers",
+            "body",
+            "error",
+            "code",
+            "format",
+        }
+        if unknown:
+            raise ValueError(f"unknown fault keys: {', '.join(sorted(unknown))}")
         status = raw.get("status")
         delay = raw.get("delay_seconds", 0)
         count = raw.get("count", 1)
         headers = raw.get("headers", {})
+        error, code, form = raw.get("error"), raw.get("code"), raw.get("format")
         if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
             raise ValueError("fault status must be an HTTP error status (400-599)")
         if not isinstance(delay, int | float) or delay < 0:
             raise ValueError("delay_seconds must be a non-negative number")
-        if status is None and delay == 0:
-            raise ValueError("a fault needs a status, a delay_seconds, or both")
+        if error is not None and not isinstance(error, str):
+            raise ValueError("error must be the name of one of the fake's errors")
+        if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+            raise ValueError("code must be an integer")
+        if form is not None and not isinstance(form, str):
+            raise ValueError("format must be a string")
+        if "body" in raw and status is None:
+            raise ValueError("a fault with a body needs a status")
         if not isinstance(count, int) or count < 1:
             raise ValueError("count must be a positive integer")
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise ValueError("headers must map names to strings")
-        return cls(status=status, delay_seconds=float(delay), count=count, headers=dict(headers))
+        fault = cls(
+            status=status,
+            delay_seconds=float(delay),
+            count=count,
+            headers=dict(headers),
+            body=raw.get("body"),
+            error=error,
+            code=code,
+            format=form,
+        )
+        if not fault.fails and fault.delay_seconds == 0:
+            raise ValueError("a fault needs a status, an error, a delay_seconds, or a delay and a failure")
+        return fault
+
+    def one(self) -> Fault:
+        return Fault(
+            self.status,
+            self.delay_seconds,
+            1,
+            dict(self.headers),
+            self.body,
+            self.error,
+            self.code,
+            self.format,
+        )
 
 
 class FaultQueue:
@@ -135,7 +194,7 @@ class FaultQueue:
             head.count -= 1
             if head.count == 0:
                 self._faults.popleft()
-            return Fault(head.status, head.delay_seconds, 1, dict(head.headers))
+            return head.one()
 
     def pending(self) -> int:
         with self._lock:
@@ -227,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
         self.send_response(reply.status)
         if reply.body is not None:
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -323,7 +382,10 @@ class FakeServer:
     # in-process control (same effect as the /fake/* routes) ----------------------------------------
 
     def add_faults(self, *faults: JsonObject) -> None:
-        self.faults.extend([Fault.parse(raw) for raw in faults])
+        parsed = [Fault.parse(raw) for raw in faults]
+        for fault in parsed:
+            self.check_fault(fault)
+        self.faults.extend(parsed)
 
     def set_latency(self, seconds: float) -> None:
         if seconds < 0:
@@ -348,6 +410,22 @@ class FakeServer:
 
     def error_reply(self, status: int, message: str | None = None) -> Reply:
         raise NotImplementedError
+
+    def check_fault(self, fault: Fault) -> None:
+        """Refuse (ValueError) a fault naming an error this fake does not know."""
+        if fault.error is not None or fault.code is not None or fault.format is not None:
+            raise ValueError(f"{self.name} has no error presets, codes or formats")
+
+    def fault_reply(self, fault: Fault) -> Reply:
+        """The answer to an injected failure: its body as given, else the fake's error for its status."""
+        status = fault.status if fault.status is not None else 500
+        if fault.body is not None:
+            return Reply(status, fault.body)
+        return self.error_reply(status)
+
+    def admission(self, request: Request) -> contextlib.AbstractContextManager[Reply | None]:
+        """Held around the latency, faults and the API call: yields a refusal, or None to go on."""
+        return contextlib.nullcontext()
 
     def control_routes(self) -> dict[tuple[str, str], ControlRoute]:
         return {}
@@ -375,12 +453,19 @@ class FakeServer:
                 **self.log_fields(request),
             }
         )
+        with self.admission(request) as refused:
+            if refused is not None:
+                self.requests.update(entry, {"status": refused.status, **refused.log})
+                return refused
+            return self._serve(request, entry)
+
+    def _serve(self, request: Request, entry: JsonObject) -> Reply:
         self.sleep(self._latency)
         fault = self.faults.take()
         if fault is not None:
             self.sleep(fault.delay_seconds)
-            if fault.status is not None:
-                reply = self.error_reply(fault.status)
+            if fault.fails:
+                reply = self.fault_reply(fault)
                 reply.headers.update(fault.headers)
                 self.requests.update(entry, {"status": reply.status, "fault": True})
                 return reply

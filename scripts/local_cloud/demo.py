@@ -82,6 +82,8 @@ def seed_demo(cloud: LocalCloud, workspace: str, providers: Providers) -> Seeded
         openai_api_key=providers.real.get("openai_api_key"),
         template=DEMO_TEMPLATE,
     )
+    if providers.twilio is not None:  # the fake accepts only the accounts it was told about
+        providers.twilio.add_account(tenant.account_sid, tenant.auth_token)
     open_conversation(client, outputs, tenant, DEMO_CUSTOMER_NUMBER, status="active")
     return tenant
 

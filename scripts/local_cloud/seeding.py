@@ -65,6 +65,7 @@ def seed_tenant(
     api_clients: list[str] | None = None,
     first_contact: Literal["ai", "handoff", "ignore"] = "ai",
     ai: dict[str, Any] | None = None,
+    max_output_tokens: int | None = None,
 ) -> SeededTenant:
     """Secrets under the workspace's tenant prefix, then the project and its address claims.
 
@@ -98,7 +99,12 @@ def seed_tenant(
         status=status,
         allowed_channels=allowed_channels or list(numbers),
         channels=channels,
-        ai=AiSettings(instructions=instructions, openai_secret_ref=names["openai"], **(ai or {})),
+        ai=AiSettings(
+            instructions=instructions,
+            openai_secret_ref=names["openai"],
+            **({} if max_output_tokens is None else {"max_output_tokens": max_output_tokens}),
+            **(ai or {}),
+        ),
         api_clients=[DEMO_CLIENT] if api_clients is None else api_clients,
         first_contact=first_contact,
     )

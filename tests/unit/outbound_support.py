@@ -16,7 +16,7 @@ from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.sqs_poller import sqs_record
 
-from .conftest import BUS, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud
+from .conftest import ACCOUNT_SID, AUTH_TOKEN, BUS, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud
 from .lambda_context import FakeContext
 
 CONTENT_SID = "HX" + "a" * 32
@@ -169,7 +169,10 @@ def call_initiate(module: Any, event: dict[str, Any]) -> tuple[int, dict[str, An
 
 @pytest.fixture
 def fakes() -> Iterator[tuple[OpenAIFake, TwilioFake]]:
-    with OpenAIFake(port=0) as openai_fake, TwilioFake(port=0) as twilio_fake:
+    with (
+        OpenAIFake(port=0) as openai_fake,
+        TwilioFake(port=0, accounts={ACCOUNT_SID: AUTH_TOKEN}) as twilio_fake,
+    ):
         yield openai_fake, twilio_fake
 
 

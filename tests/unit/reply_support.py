@@ -19,13 +19,26 @@ import pytest
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
+from ai_comms.models.tenant import AiSettings
 from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.tenants import TenantRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.sqs_poller import sqs_record
 
 from .apigw import twilio_form, webhook_event
-from .conftest import BUS, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud, history
+from .conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    BUS,
+    COMPANY_NUMBER,
+    CUSTOMER_NUMBER,
+    REGION,
+    TABLES,
+    Cloud,
+    demo_project,
+    history,
+)
 from .lambda_context import FakeContext
 
 OPENAI_SECRET = "t/tenants/acme/openai"
@@ -163,6 +176,17 @@ class Replies:
         return self.cloud.drain(name)
 
 
+def allow_long_replies(cloud: Cloud, max_output_tokens: int = 2000) -> None:
+    """A token cap that fits a reply of several thousand characters: the model (and the fake, at about
+    four characters a token) never writes more than max_output_tokens."""
+    ai = AiSettings(
+        instructions="Be brief.", openai_secret_ref=OPENAI_SECRET, max_output_tokens=max_output_tokens
+    )
+    TenantRepository(cloud.dynamodb, TABLES["company"]).put_project(
+        demo_project(ai=ai), "2026-01-01T00:00:00Z"
+    )
+
+
 def open_conversation(cloud: Cloud, **fields: Any) -> Conversation:
     now = iso(utc_now())
     conversation = Conversation(
@@ -193,7 +217,7 @@ def extra_queue(cloud: Cloud, name: str, pattern: dict[str, Any]) -> None:
 @pytest.fixture
 def fakes() -> Iterator[tuple[OpenAIFake, TwilioFake]]:
     openai = OpenAIFake(port=0).start()
-    twilio = TwilioFake(port=0).start()
+    twilio = TwilioFake(port=0, accounts={ACCOUNT_SID: AUTH_TOKEN}).start()
     try:
         yield openai, twilio
     finally:

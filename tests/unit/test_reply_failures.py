@@ -17,7 +17,7 @@ from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.reply_records import ReplyRecords
 
 from .conftest import CUSTOMER_NUMBER, TABLES, demo_project
-from .reply_support import FAST_RETRY, Replies, fakes, replies
+from .reply_support import FAST_RETRY, Replies, allow_long_replies, fakes, replies
 
 __all__ = ["fakes", "replies"]
 
@@ -192,6 +192,7 @@ def critical_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord
 def test_recording_a_sent_sid_failing_logs_critical_and_stops_and_is_never_resent(
     replies: Replies, caplog: pytest.LogCaptureFixture
 ) -> None:
+    allow_long_replies(replies.cloud)
     replies.openai.script({"text": ("Sentence here. " * 200).strip(), "action": "none"})
     replies.customer_says("hello")
     real = ReplyRecords.record_progress

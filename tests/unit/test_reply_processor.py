@@ -12,7 +12,7 @@ from ai_comms.clock import utc_now
 from ai_comms.store.conversations import ConversationRepository
 
 from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, demo_project
-from .reply_support import Replies, extra_queue, fakes, replies, run_in_thread
+from .reply_support import Replies, allow_long_replies, extra_queue, fakes, replies, run_in_thread
 
 __all__ = ["fakes", "replies"]
 
@@ -177,6 +177,7 @@ def test_a_4000_character_reply_goes_out_as_three_ordered_parts(replies: Replies
     paragraphs = [f"Paragraph {n}. " + "word " * 150 for n in range(8)]
     text = "\n\n".join(p.strip() for p in paragraphs)[:4000].rsplit(" ", 1)[0] + "."
     assert 3900 < len(text) <= 4000
+    allow_long_replies(replies.cloud)
     replies.openai.script({"text": text, "action": "none"})
     replies.customer_says("tell me everything")
 

@@ -20,7 +20,7 @@ def send(sender: TwilioSender) -> str:
 
 @pytest.fixture
 def fake() -> Iterator[TwilioFake]:
-    with TwilioFake(port=0) as running:
+    with TwilioFake(port=0, accounts={CREDENTIALS.account_sid: CREDENTIALS.auth_token}) as running:
         yield running
 
 
