@@ -239,6 +239,7 @@ module "api" {
         throttle      = var.webhook_throttle
       }
     },
+    local.status_routes,
     local.client_routes,
   )
 

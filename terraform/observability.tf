@@ -9,6 +9,7 @@ locals {
     initiate_conversation = module.initiate_conversation.function_name
     channel_sender        = module.channel_sender.function_name
     outbox_relay          = module.outbox_relay.function_name
+    status_callback       = module.status_callback.function_name
   }
 
   observed_queues = merge(
@@ -32,6 +33,7 @@ locals {
     "initiate-conversation" = ["ConversationsRequested", "RepeatedRequests", "InitiateErrors"]
     "channel-sender"        = ["TemplatesSent", "DuplicateRequestsSkipped", "OutboundFailures", "PostSendUpdateFailures"]
     "outbox-relay"          = ["EventsRelayed", "RelayRetries", "RecordsSkipped"]
+    "status-callback"       = ["StatusesRecorded", "StatusDuplicatesDropped", "StatusCallbackErrors", "Refused403"]
   }
 
   dashboard_region = data.aws_region.current.name

@@ -128,6 +128,8 @@ module "channel_sender" {
     TWILIO_TIMEOUT_SECONDS  = "10"
     MAX_RECEIVES            = "3"
     RETRY_BASE_SECONDS      = tostring(var.reply_retry_base_seconds)
+    # The template's StatusCallback: POST <public base>/<channel>/status.
+    PUBLIC_BASE_URL = local.public_base_url
   })
 
   policy_statements = [
@@ -149,9 +151,10 @@ module "channel_sender" {
       resources = [for queue in module.outbound_queue : queue.arn]
     },
     {
-      # Consent, read again right before the template is sent.
-      sid       = "ReadConsent"
-      actions   = ["dynamodb:GetItem"]
+      # Consent, read again right before the template is sent; a recipient Twilio reports as
+      # blocked (21610) is recorded as opted out, with its history item.
+      sid       = "Consent"
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"]
       resources = [module.tables.arns.consent]
     },
     {

@@ -36,11 +36,18 @@ module "outbox_relay" {
       # the failure queue (alarmed like every DLQ).
       maximum_retry_attempts = -1
       on_failure_queue_arn   = module.outbox_failures.arn
-      # Only new customer messages: replies, templates and status updates never invoke the relay.
-      filter_patterns = [jsonencode({
-        eventName = ["INSERT"]
-        dynamodb  = { NewImage = { direction = { S = ["inbound"] } } }
-      })]
+      # Only new customer messages and outbox events: replies, templates and statuses never
+      # invoke the relay.
+      filter_patterns = [
+        jsonencode({
+          eventName = ["INSERT"]
+          dynamodb  = { NewImage = { direction = { S = ["inbound"] } } }
+        }),
+        jsonencode({
+          eventName = ["INSERT"]
+          dynamodb  = { NewImage = { outbox = { BOOL = [true] } } }
+        }),
+      ]
     },
   ]
 

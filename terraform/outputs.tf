@@ -92,6 +92,7 @@ output "functions" {
     initiate_conversation = module.initiate_conversation.function_name
     channel_sender        = module.channel_sender.function_name
     outbox_relay          = module.outbox_relay.function_name
+    status_callback       = module.status_callback.function_name
   }
 }
 

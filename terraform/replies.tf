@@ -14,6 +14,17 @@ check "reply_queue_visibility" {
   }
 }
 
+# One AI turn with every retry must end within one invocation, with 10 s left for the Twilio sends:
+# each request up to openai_timeout_seconds, backoffs of 0.5 s, 1 s, ... between failed ones, and
+# up to three 3-second waits on a conversation another request holds (openai_client.LOCKED_WAITS).
+# A turn cut off by the timeout would leave its record to the queue's retries instead.
+check "reply_processor_covers_ai_retries" {
+  assert {
+    condition     = var.openai_timeout_seconds * (var.openai_max_retries + 1) + 0.5 * (pow(2, var.openai_max_retries) - 1) + 9 + 10 <= var.reply_processor_timeout_seconds
+    error_message = "openai_timeout_seconds x (openai_max_retries + 1), the waits between retries and 10 s of sends exceed reply_processor_timeout_seconds."
+  }
+}
+
 module "reply_processor" {
   source = "./modules/lambda_function"
 
@@ -38,6 +49,8 @@ module "reply_processor" {
     VISIBILITY_EXTEND_SECONDS  = tostring(local.ai_reply_visibility_timeout_seconds)
     HANDOFF_TOPIC_ARN          = aws_sns_topic.handoff_notices.arn
     CONVERSATION_TTL_DAYS      = tostring(var.conversation_ttl_days)
+    # Every part's StatusCallback: POST <public base>/<channel>/status.
+    PUBLIC_BASE_URL = local.public_base_url
   })
 
   sqs_event_sources = [
@@ -55,9 +68,9 @@ module "reply_processor" {
     },
     {
       # The burst after answered_seq (one key range) and the reply's parts, written in the final
-      # transaction with the conversation.
+      # transaction with the conversation (with a hand-over's event as an outbox item).
       sid       = "Messages"
-      actions   = ["dynamodb:Query", "dynamodb:UpdateItem"]
+      actions   = ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"]
       resources = [module.tables.arns.messages]
     },
     {
@@ -74,6 +87,12 @@ module "reply_processor" {
       # Consent, read right before every send.
       sid       = "ReadConsent"
       actions   = ["dynamodb:GetItem"]
+      resources = [module.tables.arns.consent]
+    },
+    {
+      # A recipient Twilio reports as blocked (21610) is recorded as opted out, with its history item.
+      sid       = "RecordBlocked"
+      actions   = ["dynamodb:UpdateItem", "dynamodb:PutItem"]
       resources = [module.tables.arns.consent]
     },
     {

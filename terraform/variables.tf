@@ -164,9 +164,9 @@ variable "reply_batch_size" {
 }
 
 variable "reply_processor_timeout_seconds" {
-  description = "Timeout of the reply processor; must cover a batch of the AI call (with SDK retries) and the Twilio sends, and stay within the ai-reply queues' visibility timeout."
+  description = "Timeout of the reply processor; must cover one AI turn with its retries (see the reply_processor_covers_ai_retries check) and the Twilio sends, and stay within the ai-reply queues' visibility timeout."
   type        = number
-  default     = 60
+  default     = 90
 
   validation {
     condition     = var.reply_processor_timeout_seconds >= 10 && var.reply_processor_timeout_seconds <= 360
@@ -175,7 +175,7 @@ variable "reply_processor_timeout_seconds" {
 }
 
 variable "openai_timeout_seconds" {
-  description = "Timeout of one OpenAI request, in seconds, before the SDK retries it."
+  description = "Timeout of one OpenAI request, in seconds, before the engine retries it (reading the AI conversation first, so an input is never added twice)."
   type        = number
   default     = 15
 
@@ -186,7 +186,7 @@ variable "openai_timeout_seconds" {
 }
 
 variable "openai_max_retries" {
-  description = "Retries the OpenAI SDK makes itself on 429, 5xx and timeouts before the SQS retry."
+  description = "Retries of one OpenAI request on 429, 5xx and timeouts within the invocation (the engine retries, not the SDK), before the SQS retry."
   type        = number
   default     = 2
 

@@ -36,7 +36,8 @@ accepted (201) and ends ``undelivered`` with ErrorCode 63016; templates are sent
 
 Control routes besides the shared ones (see ``fakes.http_base``):
 
-    POST /fake/accounts   {"account_sid": "AC...", "auth_token": "..."}   register credentials
+    POST /fake/accounts   {"account_sid": "AC...", "auth_token": "...", "signing_key_sid": "HK...",
+                           "signing_key": "..."}   register credentials (a signing key is optional)
     POST /fake/inbound    {"from": "whatsapp:+44...", "to": "whatsapp:+1415...", "at": "<ISO-8601>"}
                           the customer (from) wrote to the company number (to); "at" defaults to now
     POST /fake/refusals   {"code": 21610, "to": "...", "from": "...", "count": 2, "format": "problem",
@@ -154,6 +155,7 @@ class TwilioFake(FakeServer):
         super().__init__(port, verbose=verbose)
         self._lock = threading.Lock()
         self._accounts: dict[str, str] = {}
+        self._signing_keys: dict[str, tuple[str, str]] = {}
         self._resources: dict[str, JsonObject] = {}
         self._accepted: list[JsonObject] = []
         self._inbound: dict[tuple[str, str], datetime] = {}
@@ -174,14 +176,23 @@ class TwilioFake(FakeServer):
 
     # in-process control -----------------------------------------------------------------------------
 
-    def add_account(self, account_sid: str, auth_token: str) -> None:
-        """Credentials the API accepts: Basic auth with this AccountSid and auth token."""
+    def add_account(
+        self, account_sid: str, auth_token: str, signing_key: tuple[str, str] | None = None
+    ) -> None:
+        """Credentials the API accepts: Basic auth with this AccountSid and auth token. With a webhook
+        signing key (its sid and secret) the account's StatusCallback requests are signed with it."""
         if not ACCOUNT_SID.match(account_sid):
             raise ValueError("account_sid must match ^AC[0-9a-fA-F]{32}$")
         if not auth_token:
             raise ValueError("auth_token must not be empty")
+        if signing_key is not None and not all(signing_key):
+            raise ValueError("a signing key needs its sid and its secret")
         with self._lock:
             self._accounts[account_sid] = auth_token
+            if signing_key is None:
+                self._signing_keys.pop(account_sid, None)
+            else:
+                self._signing_keys[account_sid] = signing_key
 
     def customer_wrote(self, customer: str, company: str, at: datetime | None = None) -> None:
         """The customer (``whatsapp:+44...``) wrote to the company address: opens the 24-hour window."""
@@ -273,11 +284,17 @@ class TwilioFake(FakeServer):
         }
 
     def _control_accounts(self, request: Request) -> Reply:
-        payload = _object(request, {"account_sid", "auth_token"})
+        payload = _object(request, {"account_sid", "auth_token", "signing_key_sid", "signing_key"})
         sid, token = payload.get("account_sid"), payload.get("auth_token")
         if not isinstance(sid, str) or not isinstance(token, str):
             raise ControlError('expected {"account_sid": "AC...", "auth_token": "..."}')
-        self.add_account(sid, token)
+        key_sid, key = payload.get("signing_key_sid"), payload.get("signing_key")
+        if key_sid is None and key is None:
+            self.add_account(sid, token)
+        elif isinstance(key_sid, str) and isinstance(key, str):
+            self.add_account(sid, token, (key_sid, key))
+        else:
+            raise ControlError("signing_key_sid and signing_key are strings, given together")
         return Reply(200, {"account_sid": sid})
 
     def _control_inbound(self, request: Request) -> Reply:
@@ -481,6 +498,7 @@ class TwilioFake(FakeServer):
         }
         with self._lock:
             token = self._accounts[account_sid]
+            signing_key = self._signing_keys.get(account_sid)
             self._accepted.append(accepted)
             self._resources[sid] = resource
             reply_body = dict(resource)
@@ -491,7 +509,9 @@ class TwilioFake(FakeServer):
                 accepted["status"], accepted["error_code"] = step.status, resource["error_code"]
                 return dict(resource)
 
-        self.lifecycle.track(Tracked(sid, token, accepted["status_callback"], steps, apply))
+        self.lifecycle.track(
+            Tracked(sid, token, accepted["status_callback"], steps, apply, signing_key=signing_key)
+        )
         return Reply(201, reply_body, log={"message_sid": sid})
 
 

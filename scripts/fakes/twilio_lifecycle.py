@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator
 
 from fakes.http_base import JsonObject, utc_now_iso
 from fakes.twilio_rules import DELIVERY_ERRORS, channel
@@ -67,6 +67,9 @@ class Tracked:
     steps: list[Step]
     apply: Callable[[Step], JsonObject]
     generation: int = 0
+    # The account's webhook signing key (sid, secret), when it has one: callbacks are then signed
+    # with it (HMAC-SHA256) and carry X-Twilio-Webhooks-Signature-Settings naming it.
+    signing_key: tuple[str, str] | None = None
 
 
 def applied(resource: JsonObject, step: Step, now: float | None = None) -> None:
@@ -134,8 +137,21 @@ def callback_form(resource: JsonObject, step: Step) -> dict[str, str]:
     return form
 
 
-def sign(auth_token: str, url: str, form: dict[str, str]) -> str:
-    return str(RequestValidator(auth_token).compute_signature(url, form))
+def sign(secret: str, url: str, form: dict[str, str], algorithm: str | None = None) -> str:
+    return str(RequestValidator(secret).compute_signature(url, form, algorithm))
+
+
+def signature_headers(message: Tracked, url: str, form: dict[str, str]) -> dict[str, str]:
+    """X-Twilio-Signature with the account's auth token (HMAC-SHA1), or with its webhook signing key
+    (HMAC-SHA256) and X-Twilio-Webhooks-Signature-Settings "key=<sid>,algorithm=<name>", the scheme
+    twilio.request_validator verifies (SIGNATURE_SETTINGS_HEADER, get_signature_algorithm)."""
+    if message.signing_key is None:
+        return {"X-Twilio-Signature": sign(message.auth_token, url, form)}
+    key_sid, secret = message.signing_key
+    return {
+        "X-Twilio-Signature": sign(secret, url, form, HMAC_SHA256),
+        SIGNATURE_SETTINGS_HEADER: f"key={key_sid},algorithm={HMAC_SHA256}",
+    }
 
 
 class Lifecycle:
@@ -242,7 +258,7 @@ class Lifecycle:
         form = callback_form(resource, step)
         headers = {
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-            "X-Twilio-Signature": sign(message.auth_token, target, form),
+            **signature_headers(message, target, form),
             # Twilio's webhooks carry an idempotency token, the same on retries of one event.
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
             "User-Agent": "TwilioProxy/1.1",

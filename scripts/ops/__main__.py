@@ -13,6 +13,8 @@ from typing import TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ai_comms.masking import mask_address, mask_body
+from ai_comms.models.conversation import Conversation
+from ai_comms.models.message import Message
 from ops import consent, conversations, dlq, migrate, replay, tenants
 from ops.errors import EXIT_FAILED, EXIT_OK, OpsError
 from ops.table import age, render, render_fields
@@ -266,7 +268,8 @@ def _conversation_show(target: Target, args: argparse.Namespace, out: TextIO) ->
                 ),
                 ("channel", conversation.channel),
                 ("status", conversation.status),
-                ("handed off", conversation.handoff_to_human),
+                ("handed off", _handoff(conversation)),
+                ("last error", conversation.last_error),
                 ("consent", shown.consent.state if shown.consent else "opted_in (never asked)"),
                 ("ai conversation", conversation.ai_conversation_id),
                 ("created", conversation.created_at),
@@ -280,11 +283,39 @@ def _conversation_show(target: Target, args: argparse.Namespace, out: TextIO) ->
     )
     print(file=out)
     rows = [
-        (i, m.direction, m.author, m.at, m.sid or "-", m.body if args.reveal else mask_body(m.body))
+        (
+            i,
+            m.direction,
+            m.author,
+            m.at,
+            m.sid or "-",
+            _delivery(m),
+            m.body if args.reveal else mask_body(m.body),
+        )
         for i, m in enumerate(shown.messages, start=1)
     ]
-    print(render(["#", "direction", "author", "at", "sid", "body"], rows, right=(0,)), file=out)
+    print(render(["#", "direction", "author", "at", "sid", "delivery", "body"], rows, right=(0,)), file=out)
     return EXIT_OK
+
+
+def _handoff(conversation: Conversation) -> str:
+    if not conversation.handoff_to_human:
+        return "no"
+    reason = conversation.handoff_reason or "yes"
+    return f"{reason} ({conversation.handoff_detail})" if conversation.handoff_detail else reason
+
+
+def _delivery(message: Message) -> str:
+    """Every status Twilio reported, in order, the failure's error code with it: "sent, undelivered 63016"."""
+    if message.direction != "outbound":
+        return "-"
+    return (
+        ", ".join(
+            f"{entry.status} {entry.error_code}" if entry.error_code else entry.status
+            for entry in message.statuses
+        )
+        or "-"
+    )
 
 
 def _conversation_handback(target: Target, args: argparse.Namespace, out: TextIO) -> int:

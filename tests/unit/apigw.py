@@ -70,3 +70,48 @@ def webhook_event(
         "body": base64.b64encode(raw.encode()).decode() if base64_body else raw,
         "isBase64Encoded": base64_body,
     }
+
+
+def status_form(
+    message_sid: str, status: str, error_code: int | None = None, **overrides: str
+) -> dict[str, str]:
+    """A StatusCallback request's form, as Twilio posts it for a WhatsApp message the company sent."""
+    form = {
+        "MessageSid": message_sid,
+        "SmsSid": message_sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": "whatsapp:" + COMPANY_NUMBER,
+        "To": "whatsapp:" + CUSTOMER_NUMBER,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "ApiVersion": "2010-04-01",
+        "ChannelPrefix": "whatsapp",
+    }
+    if error_code is not None:
+        form["ErrorCode"] = str(error_code)
+    form.update(overrides)
+    return form
+
+
+def status_event(
+    form: dict[str, str],
+    query: dict[str, str],
+    channel: str = "whatsapp",
+    *,
+    token: str = AUTH_TOKEN,
+    signature: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """POST /{channel}/status?<query> as API Gateway hands it to the status function, signed over the
+    full URL (query included) as Twilio signs it."""
+    url = f"https://{HOST}/{STAGE}/{channel}/status?{urlencode(query)}"
+    event = webhook_event(form, channel, signature=signature or sign(token, url, form))
+    event.update(
+        resource=f"/{channel}/status",
+        path=f"/{channel}/status",
+        queryStringParameters=dict(query),
+        multiValueQueryStringParameters={k: [v] for k, v in query.items()},
+    )
+    event["requestContext"].update(path=f"/{STAGE}/{channel}/status", resourcePath=f"/{channel}/status")
+    event["headers"].update(headers or {})
+    return event

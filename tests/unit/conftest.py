@@ -14,6 +14,7 @@ from moto import mock_aws
 from ai_comms.models.message import Message
 from ai_comms.models.tenant import AiSettings, ChannelSettings, ProjectConfig
 from ai_comms.providers import aws_clients
+from ai_comms.providers.secrets import forget_forced_reads
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
 
@@ -192,6 +193,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
     with mock_aws():
         aws_clients.clear()
+        forget_forced_reads()
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         events = boto3.client("events", region_name=REGION)

@@ -179,6 +179,13 @@ def fakes() -> Iterator[tuple[OpenAIFake, TwilioFake]]:
 @pytest.fixture
 def sender(outbound: Outbound, fakes: tuple[OpenAIFake, TwilioFake], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The channel sender's handler module against the fakes, with short timeouts and heartbeats."""
+    return reload_sender(outbound, fakes, monkeypatch)
+
+
+def reload_sender(
+    outbound: Outbound, fakes: tuple[OpenAIFake, TwilioFake], monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The handler module as a new container loads it, with the environment as it is now."""
     from aws_lambda_powertools.utilities import parameters
 
     openai_fake, twilio_fake = fakes

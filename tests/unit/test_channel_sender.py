@@ -5,10 +5,12 @@ import threading
 import time
 from dataclasses import replace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
 
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.dynamo import from_item
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
@@ -23,6 +25,7 @@ from .outbound_support import (
     initiate,
     initiate_event,
     outbound,
+    reload_sender,
     request_body,
     sender,
 )
@@ -161,11 +164,9 @@ def test_concurrent_deliveries_send_once(
     cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
 ) -> None:
     openai_fake, twilio_fake = fakes
-    # OpenAI refuses a second response on a conversation while one runs (400 conversation_locked).
-    # The sender asks for template variables from every concurrent delivery (sender.py, before the
-    # claim) and treats that 400 as permanent (openai_client._classify), so with the lock two of the
-    # three deliveries fail the request. Off until the engine retries conversation_locked.
-    openai_fake.configure(conversation_lock=False)
+    # OpenAI refuses a second response on a conversation while one runs (400 conversation_locked):
+    # every concurrent delivery asks for the template's variables (before the claim); the ones
+    # refused wait, read the conversation and take the answer the first one got.
     twilio_fake.set_latency(0.5)
     openai_fake.set_latency(0.1)
     conversation_id, messages = request(outbound, initiate)
@@ -522,3 +523,65 @@ def test_credentials_twilio_keeps_refusing_are_retried_later_never_failing_the_r
     assert '"TenantCredentialErrors"' in capsys.readouterr().out
     assert run(sender, outbound, with_receive_count(messages, 2)) == []
     assert len(twilio_fake.messages()) == 1
+
+
+def test_template_values_the_ai_wrote_over_lines_are_sent_as_twilio_accepts_them(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    openai_fake, twilio_fake = fakes
+    # Twilio refuses a value with a newline, a tab or more than four spaces in a row (21656).
+    openai_fake.script({"text": "Hi\n\nAda,\tall      set"})
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == []
+    [message] = twilio_fake.messages()
+    values = message["content_variables"]
+    assert values and all(value == " ".join(value.split()) for value in values.values())
+    assert all(value.endswith("Hi Ada, all set") for value in values.values())
+    assert stored(cloud, conversation_id)["template_variables"] == values
+
+
+@pytest.mark.parametrize(("code", "form"), [(21611, "legacy"), (20429, "legacy"), (21611, "problem")])
+def test_a_sender_queue_full_or_throttled_is_retried_into_one_template(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes, code: int, form: str
+) -> None:
+    _, twilio_fake = fakes
+    twilio_fake.refuse(code, count=1, format=form)
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, with_receive_count(messages, 1)) == [messages[0]["MessageId"]]
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "initiating" and str(code) in record["last_error"]
+    assert run(sender, outbound, with_receive_count(messages, 2)) == []
+    assert len(twilio_fake.messages()) == 1 and stored(cloud, conversation_id)["status"] == "active"
+
+
+def test_a_recipient_who_blocked_the_sender_gets_no_template_and_is_recorded_opted_out(
+    cloud: Cloud, outbound: Outbound, initiate: Any, sender: Any, fakes: Fakes
+) -> None:
+    _, twilio_fake = fakes
+    twilio_fake.refuse(21610, format="problem")
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == []
+    record = stored(cloud, conversation_id)
+    assert record["status"] == "undelivered" and record["last_error"] == "recipient_unsubscribed"
+    consent = ConsentRepository(cloud.dynamodb, TABLES["consent"]).get(
+        "whatsapp:" + COMPANY_NUMBER, "whatsapp:" + CUSTOMER_NUMBER
+    )
+    assert consent is not None and consent.state == "opted_out" and consent.change.source == "blocked"
+    # The next request for them is refused before anything is queued.
+    status, body = call_initiate(initiate, initiate_event(request_body(request_id="r-after-block")))
+    assert (status, body.get("error")) == (409, "recipient_opted_out")
+
+
+def test_every_template_asks_for_its_statuses_on_the_status_route(
+    outbound: Outbound, initiate: Any, fakes: Fakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://api.example.com/prod")
+    sender = reload_sender(outbound, fakes, monkeypatch)
+    _, twilio_fake = fakes
+    conversation_id, messages = request(outbound, initiate)
+    assert run(sender, outbound, messages) == []
+    [message] = twilio_fake.messages()
+    url = message["status_callback"]
+    assert url.startswith("https://api.example.com/prod/whatsapp/status?")
+    query = parse_qs(urlsplit(url).query)
+    assert query["c"] == [conversation_id] and query["p"][0].startswith("0000000000#out#")

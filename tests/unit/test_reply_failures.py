@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from ai_comms.clock import utc_now
 from ai_comms.critical import POST_SEND_EVENT
 from ai_comms.models.message import UNKNOWN_SID
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.reply_records import ReplyRecords
 
@@ -83,24 +84,29 @@ def test_retry_backoff_grows_with_the_receive_count(replies: Replies) -> None:
     assert delays == [10, 20, 40, 900]
 
 
-def test_a_request_openai_refuses_fails_the_conversation_and_reaches_the_dlq_without_more_ai_calls(
+def test_a_request_openai_refuses_hands_the_conversation_to_a_person_without_a_retry(
     replies: Replies,
 ) -> None:
     dlq = with_dlq(replies)
-    replies.openai.add_faults({"status": 400, "count": 1})
+    # https://platform.openai.com/docs/guides/error-codes: a 400 invalid_request_error names the
+    # parameter it refuses; asking again the same way gets the same answer.
+    refusal = {"status": 400, "type": "invalid_request_error", "code": "unsupported_value", "param": "model"}
+    replies.openai.script({"error": {**refusal, "message": "The model does not exist."}})
     replies.customer_says("hello")
 
-    for _ in range(3):
-        assert len(replies.deliver()) == 1
-        replies.make_visible()
-    assert replies.receive() == []
-
+    assert replies.deliver() == []
+    notice = demo_project().channels["whatsapp"].handoff_notice
+    assert [m["body"] for m in replies.sent()] == [notice]
     stored = replies.stored()
-    assert stored.status == "failed" and stored.lease_owner is None
-    assert "failure_reason" in replies.raw_item()
-    assert len(replies.openai.requests.snapshot()) == 1 and replies.sent() == []
-    dead = replies.cloud.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
-    assert len(dead) == 1
+    assert stored.status == "handed_off" and stored.handoff_to_human and stored.lease_owner is None
+    assert (
+        stored.handoff_reason == "ai_unanswerable"
+        and stored.handoff_detail == "refused:400/unsupported_value"
+    )
+    assert len(replies.ai_calls()) == 1
+    [event] = replies.queued("handoff")
+    assert event["detail"]["reason"] == "ai_unanswerable"
+    assert replies.cloud.sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
 
 
 def test_twilio_500_once_gives_exactly_one_reply_and_one_ai_call(replies: Replies) -> None:
@@ -126,13 +132,13 @@ def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) 
     calls: list[str] = []
     original = replies.handler.service._delivery._twilio.send_text
 
-    def first_ok_then_down(*args: Any) -> str:
+    def first_ok_then_down(*args: Any, **kwargs: Any) -> str:
         calls.append(args[-1])
         if len(calls) == 2:
             from ai_comms.providers.twilio_client import SendFailed
 
             raise SendFailed("down", permanent=False)
-        return str(original(*args))
+        return str(original(*args, **kwargs))
 
     with mock.patch.object(
         replies.handler.service._delivery._twilio, "send_text", side_effect=first_ok_then_down
@@ -148,13 +154,35 @@ def test_a_retry_sends_only_the_parts_twilio_has_not_accepted(replies: Replies) 
     assert bodies == pending.parts and len(replies.ai_calls()) == 1
 
 
-def test_twilio_permanent_refusal_fails_the_conversation(replies: Replies) -> None:
+def test_twilio_refusing_a_reply_for_good_hands_the_conversation_to_a_person(replies: Replies) -> None:
     replies.twilio.add_faults({"status": 400, "count": 1})
     replies.customer_says("hello")
-    assert len(replies.deliver()) == 1
-    assert replies.stored().status == "failed"
+    assert replies.deliver() == []
+    stored = replies.stored()
+    assert stored.handoff_to_human and stored.status == "handed_off" and stored.answered_seq == 1
+    assert stored.handoff_reason == "reply_undelivered" and stored.handoff_detail == "refused:20400"
+    [event] = replies.queued("handoff")  # through the outbox, with the final write
+    assert event["detail"]["reason"] == "reply_undelivered" and event["detail-type"] == "HandoffRequested"
     replies.make_visible()
-    assert len(replies.deliver()) == 1
+    assert replies.deliver() == []
+    assert len(replies.ai_calls()) == 1 and replies.sent() == []
+
+
+def test_a_recipient_who_blocked_the_sender_is_recorded_opted_out_and_sent_nothing_more(
+    replies: Replies,
+) -> None:
+    replies.twilio.refuse(21610)
+    replies.customer_says("hello")
+    assert replies.deliver() == []
+    consent = ConsentRepository(replies.cloud.dynamodb, TABLES["consent"]).get(
+        replies.conversation.company_address, replies.conversation.customer_address
+    )
+    assert consent is not None and consent.state == "opted_out" and consent.change.source == "blocked"
+    stored = replies.stored()
+    assert stored.answered_seq == 1 and stored.pending_reply is None and not stored.handoff_to_human
+
+    replies.customer_says("anyone?")
+    assert replies.deliver() == []
     assert len(replies.ai_calls()) == 1 and replies.sent() == []
 
 

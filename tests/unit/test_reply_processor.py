@@ -284,6 +284,7 @@ def test_sms_has_no_reply_window(replies: Replies) -> None:
         replies.conversation.model_copy(
             update={"customer_address": CUSTOMER_NUMBER, "last_inbound_at": "2020-01-01T00:00:00.000Z"}
         ),
+        [],
         utc_now(),
     )
 
@@ -399,8 +400,8 @@ def test_an_opt_out_arriving_while_a_reply_is_sent_stops_the_rest_of_it(replies:
     original = twilio.send_text
     consent = ConsentRepository(replies.cloud.dynamodb, TABLES["consent"])
 
-    def then_stop(*args: Any) -> str:
-        sid = str(original(*args))
+    def then_stop(*args: Any, **kwargs: Any) -> str:
+        sid = str(original(*args, **kwargs))
         change = ConsentChange(
             state="opted_out", at="2026-12-01T00:00:00.000Z", source="keyword", keyword="STOP"
         )

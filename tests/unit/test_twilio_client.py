@@ -98,3 +98,24 @@ def test_twilio_errors_keep_their_classification(fake: TwilioFake) -> None:
     with pytest.raises(SendFailed) as unavailable:
         send(sender)
     assert unavailable.value.permanent is False
+
+
+@pytest.mark.parametrize("form", ["legacy", "problem"])
+@pytest.mark.parametrize(
+    ("code", "permanent", "unsubscribed"),
+    [
+        (21611, False, False),  # the sender's queue is full: it drains
+        (20429, False, False),  # too many requests
+        (21610, True, True),  # the recipient blocked the sender
+        (21656, True, False),  # the request itself is wrong
+    ],
+)
+def test_errors_are_classified_by_code_in_both_of_twilios_formats(
+    fake: TwilioFake, form: str, code: int, permanent: bool, unsubscribed: bool
+) -> None:
+    # The RFC 9457 format raises TwilioServiceException, not TwilioRestException: both map alike.
+    fake.refuse(code, count=1, format=form)
+    with pytest.raises(SendFailed) as refused:
+        send(TwilioSender(fake.url, timeout_seconds=2))
+    assert refused.value.code == code
+    assert refused.value.permanent is permanent and refused.value.recipient_unsubscribed is unsubscribed

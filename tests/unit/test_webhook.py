@@ -6,14 +6,16 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlencode
 
+import boto3
 import pytest
+from twilio.request_validator import HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, RequestValidator
 
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.conversation import Conversation
 from ai_comms.store.conversations import ConversationRepository
 
-from .apigw import twilio_form, webhook_event
-from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, Cloud, history
+from .apigw import HOST, STAGE, twilio_form, webhook_event
+from .conftest import ACCOUNT_SID, AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud, history
 from .lambda_context import FakeContext
 
 
@@ -357,3 +359,52 @@ def test_a_webhook_is_two_aws_calls_once_warm(cloud: Cloud, webhook: Any) -> Non
     calls = _dynamodb_calls(cloud)
     assert invoke(webhook, webhook_event())["statusCode"] == 200
     assert calls == ["Query", "TransactWriteItems"]
+
+
+def signing_key_secret(key_sid: str | None, key: str) -> None:
+    secret = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "webhook_signing_key": key}
+    if key_sid is not None:
+        secret["webhook_signing_key_sid"] = key_sid
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId="t/tenants/acme/twilio", SecretString=json.dumps(secret)
+    )
+
+
+def signed_with_key(form: dict[str, str], key: str, key_sid: str) -> dict[str, Any]:
+    # twilio.request_validator: X-Twilio-Webhooks-Signature-Settings names the key and the algorithm.
+    url = f"https://{HOST}/{STAGE}/whatsapp"
+    event = webhook_event(form, signature=RequestValidator(key).compute_signature(url, form, HMAC_SHA256))
+    event["headers"][SIGNATURE_SETTINGS_HEADER] = f"key={key_sid},algorithm={HMAC_SHA256}"
+    return event
+
+
+def test_a_tenant_with_a_webhook_signing_key_has_its_messages_verified_with_it(
+    cloud: Cloud, webhook: Any
+) -> None:
+    key_sid, key = "HK" + "c" * 32, "the-shared-signing-key"
+    signing_key_secret(key_sid, key)
+    conversation = open_conversation(cloud)
+    assert invoke(webhook, signed_with_key(twilio_form(), key, key_sid))["statusCode"] == 200
+    assert len(history(cloud, conversation.conversation_id)) == 1
+    # Signed with the auth token under the header, or with another key's sid: refused.
+    wrong = webhook_event(twilio_form())
+    wrong["headers"][SIGNATURE_SETTINGS_HEADER] = f"key={key_sid},algorithm={HMAC_SHA256}"
+    assert invoke(webhook, wrong)["statusCode"] == 403
+    assert invoke(webhook, signed_with_key(twilio_form(), key, "HK" + "d" * 32))["statusCode"] == 403
+    # Without the header, the auth token still verifies (Twilio signs other webhooks with it).
+    assert invoke(webhook, webhook_event(twilio_form()))["statusCode"] == 200
+
+
+def test_a_tenant_without_a_signing_key_refuses_requests_signed_with_one(cloud: Cloud, webhook: Any) -> None:
+    open_conversation(cloud)
+    assert invoke(webhook, signed_with_key(twilio_form(), AUTH_TOKEN, "HK" + "c" * 32))["statusCode"] == 403
+
+
+def test_a_rotated_auth_token_is_accepted_at_once(cloud: Cloud, webhook: Any) -> None:
+    open_conversation(cloud)
+    assert invoke(webhook, webhook_event(twilio_form()))["statusCode"] == 200  # the secret is cached
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId="t/tenants/acme/twilio",
+        SecretString=json.dumps({"account_sid": ACCOUNT_SID, "auth_token": "rotated-token"}),
+    )
+    assert invoke(webhook, webhook_event(twilio_form(), token="rotated-token"))["statusCode"] == 200

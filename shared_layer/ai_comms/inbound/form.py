@@ -21,19 +21,20 @@ WEBHOOK_MAX_BODY_BYTES = 65536
 
 def public_url(
     public_base_url: str,
-    channel: str,
+    path: str,
     headers: Mapping[str, str],
     domain: str | None,
     stage_path: str | None,
     query: Mapping[str, list[str]] | None,
 ) -> str:
-    """The URL Twilio signed: the configured public base wins; else scheme, host and the stage path."""
+    """The URL Twilio signed (``path`` is the route's, e.g. "whatsapp" or "whatsapp/status"): the
+    configured public base wins; else scheme, host and the stage path."""
     if public_base_url:
-        url = f"{public_base_url}/{channel}"
+        url = f"{public_base_url}/{path}"
     else:
         scheme = headers.get("x-forwarded-proto") or "https"
         host = headers.get("host") or domain or ""
-        url = f"{scheme}://{host}{stage_path or '/' + channel}"
+        url = f"{scheme}://{host}{stage_path or '/' + path}"
     if query:
         url += "?" + urlencode([(k, v) for k, values in query.items() for v in values])
     return url

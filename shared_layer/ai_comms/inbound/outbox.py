@@ -1,14 +1,15 @@
-"""The outbox relay: publishes the ReplyReceived event of every message the webhook recorded.
+"""The outbox relay: publishes the ReplyReceived event of every message the webhook recorded, and
+every event another function wrote to the outbox (store.outbox) with the change it announces.
 
 The messages table's stream is the outbox. Its event source mapping hands this relay each new
-inbound message item (a filter on the mapping drops everything else) in the order of the stream's
-shard; the relay publishes them with PutEvents, ten entries per call, retrying refused entries twice
-in place. Lambda's stream retries make this at-least-once: when an entry still fails, the relay stops
-there and reports that record (and so every later one) as failed, and the mapping retries from it;
-entries published before its call are not repeated. A record that can never become an event (not
-an inbound message item) is logged and skipped, never retried: it would block its shard. Consumers
-are idempotent (the reply processor's answered sequence, handoff ids), so an event published twice
-costs nothing.
+inbound message item and outbox event item (a filter on the mapping drops everything else) in the
+order of the stream's shard; the relay publishes them with PutEvents, ten entries per call,
+retrying refused entries twice in place. Lambda's stream retries make this at-least-once: when an
+entry still fails, the relay stops there and reports that record (and so every later one) as
+failed, and the mapping retries from it; entries published before its call are not repeated. A
+record that can never become an event (not an inbound message or an outbox event) is logged and
+skipped, never retried: it would block its shard. Consumers are idempotent (the reply processor's
+answered sequence, handoff ids), so an event published twice costs nothing.
 """
 
 import time
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from ai_comms.models.message import Message
 from ai_comms.providers.events import EventPublisher
 from ai_comms.store.dynamo import from_item
+from ai_comms.store.outbox import outbox_entry
 
 logger = Logger(child=True)
 
@@ -59,15 +61,15 @@ class OutboxRelay:
         for record in records:
             sequence = str((record.get("dynamodb") or {}).get("SequenceNumber", ""))
             try:
-                event = message_of(record).reply_received()
-            except (ValueError, ValidationError) as error:
+                entry = self._entry(record)
+            except (ValueError, ValidationError, KeyError) as error:
                 skipped += 1
                 logger.error(
                     "stream record is not an inbound message; skipped",
                     extra={"sequence_number": sequence, "error": str(error)[:300]},
                 )
                 continue
-            pending.append((sequence, self._publisher.entry(event)))
+            pending.append((sequence, entry))
         published = 0
         for start in range(0, len(pending), PUT_EVENTS_MAX_ENTRIES):
             chunk = pending[start : start + PUT_EVENTS_MAX_ENTRIES]
@@ -81,6 +83,14 @@ class OutboxRelay:
                 logger.warning("event refused; retried from it", extra={"sequence_number": refused})
                 return RelayResult(published, skipped, refused)
         return RelayResult(published, skipped, None)
+
+    def _entry(self, record: dict[str, Any]) -> dict[str, str]:
+        image = (record.get("dynamodb") or {}).get("NewImage")
+        if record.get("eventName") == "INSERT" and isinstance(image, dict):
+            written = outbox_entry(image, self._publisher.bus_name)
+            if written is not None:
+                return written
+        return self._publisher.entry(message_of(record).reply_received())
 
     def _put(self, chunk: list[tuple[str, dict[str, str]]]) -> tuple[int, str | None]:
         """Publish a chunk, retrying refused entries a few times in place: a refusal is usually a

@@ -27,24 +27,22 @@ from ai_comms.addresses import AddressError, tel_of
 from ai_comms.clock import iso, utc_now
 from ai_comms.config import ChannelRuntime, Settings
 from ai_comms.consent.keywords import keyword_of, normalised
-from ai_comms.errors import BadRequest, Forbidden, NotFound, RetryLater
+from ai_comms.errors import BadRequest, NotFound, RetryLater
 from ai_comms.inbound.form import WEBHOOK_MAX_BODY_BYTES, decode_form
+from ai_comms.inbound.verify import TwilioRequests
 from ai_comms.masking import mask_address
 from ai_comms.models.consent import ConsentChange, ConsentChangeKind
 from ai_comms.models.conversation import Conversation, ConversationStatus
 from ai_comms.models.events import ReplyRoute
 from ai_comms.models.message import InboundContent, Message
-from ai_comms.models.tenant import AddressRoute, ProjectConfig
+from ai_comms.models.tenant import ProjectConfig
 from ai_comms.models.twilio_inbound import TwilioInbound
 from ai_comms.providers import aws_clients
-from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
-from ai_comms.providers.twilio_signature import FormParams, is_valid_signature
 from ai_comms.store.claims import Claims
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.conversations import INBOUND_CLAIM_PREFIX, ConversationRepository, Recorded
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.tenants import TenantRepository
-from ai_comms.ttl_cache import TtlCache
 
 logger = Logger(child=True)
 
@@ -90,15 +88,11 @@ def route_for(project: ProjectConfig, conversation: Conversation) -> ReplyRoute:
 class InboundService:
     def __init__(self, settings: Settings, dynamodb: Any) -> None:
         self._settings = settings
-        self._tenants = TenantRepository(dynamodb, settings.company_table)
+        self._requests = TwilioRequests(settings, TenantRepository(dynamodb, settings.company_table))
         self._conversations = ConversationRepository(dynamodb, settings.conversations_table)
         self._messages = MessageRepository(dynamodb, settings.messages_table)
         self._consent = ConsentRepository(dynamodb, settings.consent_table)
         self._claims = Claims(settings.idempotency_table, INBOUND_CLAIM_PREFIX)
-        self._routes: TtlCache[str, AddressRoute | None] = TtlCache(settings.tenant_cache_seconds)
-        self._projects: TtlCache[tuple[str, str], ProjectConfig | None] = TtlCache(
-            settings.tenant_cache_seconds
-        )
 
     @classmethod
     def from_env(cls) -> "InboundService":
@@ -123,8 +117,8 @@ class InboundService:
             tel_of(to, channel.address_prefix)
         except AddressError as error:
             raise BadRequest(f"To is not a {channel.name} address") from error
-        project = self._project_for(to, channel)
-        self._verify(project, channel, request, params)
+        project = self._requests.project_for(to, channel)
+        self._requests.verify(project, channel, request.url, request.headers, params)
         try:
             inbound = TwilioInbound.model_validate(params.flat())
         except ValidationError as error:
@@ -146,45 +140,6 @@ class InboundService:
                 return recorded
         logger.warning("conversation kept changing; answered 503", extra={"message_sid": inbound.message_sid})
         raise RetryLater("conversation busy")
-
-    def _project_for(self, to: str, channel: ChannelRuntime) -> ProjectConfig:
-        route = self._routes.get_or_load(to, lambda: self._tenants.find_route(to))
-        if route is None or route.channel != channel.name:
-            # Answer as for a bad signature: the caller learns nothing about which numbers exist.
-            logger.warning("no tenant for address", extra={"to": mask_address(to)})
-            raise Forbidden("request not authenticated")
-        key = (route.company_id, route.project_id)
-        project = self._projects.get_or_load(key, lambda: self._tenants.get_project(*key))
-        if project is None or project.channel(channel.name) is None:
-            logger.warning("address routes to a missing project", extra={"to": mask_address(to)})
-            raise Forbidden("request not authenticated")
-        return project
-
-    def _verify(
-        self, project: ProjectConfig, channel: ChannelRuntime, request: WebhookRequest, params: FormParams
-    ) -> None:
-        """The signature with the tenant's auth token, and the AccountSid its secret names. A signature
-        that does not match the cached secret is checked once more against the secret as stored now:
-        a token rotated in Secrets Manager is accepted at once, never answered 403 until caches expire."""
-        reference = project.channels[channel.name].twilio_secret_ref
-        signature = request.headers.get("x-twilio-signature", "")
-        settings_header = request.headers.get("x-twilio-webhooks-signature-settings")
-        for fresh in (False, True):
-            try:
-                secret = get_secret_json(reference, self._settings.secret_cache_seconds, force_fetch=fresh)
-            except SecretUnavailable as error:
-                logger.error("twilio secret unavailable", extra={"project_id": project.project_id})
-                raise RetryLater("credentials unavailable") from error
-            token = str(secret.get("auth_token", ""))
-            if is_valid_signature(token, request.url, params, signature, settings_header):
-                break
-        else:
-            logger.warning("signature rejected", extra={"project_id": project.project_id})
-            raise Forbidden("request not authenticated")
-        account_sid = secret.get("account_sid")
-        if account_sid and params.first("AccountSid") != account_sid:
-            logger.warning("account sid does not match the tenant", extra={"project_id": project.project_id})
-            raise Forbidden("request not authenticated")
 
     def _first_contact(
         self,

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ai_comms.models.events import HandoffReason
 from ai_comms.models.message import MessageAuthor
 
 ConversationStatus = Literal[
@@ -50,6 +51,9 @@ class PendingReply(BaseModel):
     # was decided (epoch ms): together with upto_seq they order its message items.
     authors: list[str] = Field(default_factory=list)
     batch: int = 0
+    # Why a person takes over (action "handoff"): the AI asked for one, or could not answer.
+    handoff_reason: HandoffReason | None = None
+    handoff_detail: str | None = None
 
     def author_of(self, index: int) -> "MessageAuthor":
         author = self.authors[index] if index < len(self.authors) else "ai"
@@ -77,6 +81,14 @@ class Conversation(BaseModel):
     status: ConversationStatus = "active"
     handoff_to_human: bool = False
     ai_conversation_id: str | None = None
+    # The customer messages (up to this seq) an attempt put on that AI conversation: a retry reads
+    # the AI conversation before sending them again, and the reply covers exactly them.
+    ai_turn_upto: int | None = None
+    ai_turn_conversation_id: str | None = None
+    # Why the conversation went to a person, and the last delivery failure Twilio reported.
+    handoff_reason: HandoffReason | None = None
+    handoff_detail: str | None = None
+    last_error: str | None = None
     inbound_seq: int = 0
     answered_seq: int = 0
     last_inbound_at: str | None = None

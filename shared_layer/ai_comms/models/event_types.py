@@ -1,6 +1,12 @@
 """Every event the engine publishes, for the checks that Terraform's rules route each one."""
 
-from ai_comms.models.events import EventDetail, HandoffRequested, ReplyReceived, ReplyWindowClosed
+from ai_comms.models.events import (
+    DeliveryFailed,
+    EventDetail,
+    HandoffRequested,
+    ReplyReceived,
+    ReplyWindowClosed,
+)
 from ai_comms.models.outbound import ConversationRequested
 
 EVENT_TYPES: tuple[type[EventDetail], ...] = (
@@ -8,4 +14,5 @@ EVENT_TYPES: tuple[type[EventDetail], ...] = (
     ConversationRequested,
     HandoffRequested,
     ReplyWindowClosed,
+    DeliveryFailed,
 )

@@ -50,8 +50,14 @@ class ReplyReceived(EventDetail):
     consent_change: Literal["opt_out", "opt_in"] | None = None
 
 
+# Why a person takes over: the AI asked for one; the AI could not answer (its answer cut short,
+# filtered or refused: `detail` says which); Twilio reported a reply undelivered (63016, outside the
+# WhatsApp window, or another error code: `detail`).
+HandoffReason = Literal["ai_action", "ai_unanswerable", "reply_window_closed", "reply_undelivered"]
+
+
 class HandoffRequested(EventDetail):
-    """The AI asked for a human: the handoff rule routes it to the handoff queue and the notice topic.
+    """A person should take the conversation: the handoff rule routes it to the handoff queue.
 
     `handoff_id` is the same on every retry of one handoff, so consumers can drop a repeat.
     """
@@ -61,7 +67,8 @@ class HandoffRequested(EventDetail):
 
     route: Literal["handoff"] = "handoff"
     handoff_id: str
-    reason: Literal["ai_action"] = "ai_action"
+    reason: HandoffReason = "ai_action"
+    detail: str | None = None
     company_id: str
     project_id: str
     conversation_id: str
@@ -73,7 +80,8 @@ class HandoffRequested(EventDetail):
 
 
 class ReplyWindowClosed(EventDetail):
-    """Customer messages arrived after the channel's free-form reply window closed: nothing was sent.
+    """The channel's free-form reply window is closed: customer messages arrived after it (nothing
+    was sent), or Twilio reported a reply undelivered with 63016.
 
     Only an approved template can reach the customer again; no rule routes this yet (the archive
     keeps it for replay once one does).
@@ -92,3 +100,26 @@ class ReplyWindowClosed(EventDetail):
     upto_seq: int
     last_inbound_at: str
     detected_at: str
+
+
+class DeliveryFailed(EventDetail):
+    """Twilio reported a message it had accepted as failed or undelivered (its StatusCallback)."""
+
+    SOURCE: ClassVar[str] = SOURCE_PREFIX + "status-callback"
+    DETAIL_TYPE: ClassVar[str] = "DeliveryFailed"
+
+    route: Literal["delivery_failed"] = "delivery_failed"
+    company_id: str
+    project_id: str
+    conversation_id: str
+    recipient_tel: str
+    customer_address: str
+    company_address: str
+    message_sid: str
+    position: str
+    # What failed: the opening template, or a message sent after the customer's seq-th message.
+    template: bool
+    seq: int
+    status: str
+    error_code: int | None = None
+    reported_at: str

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ai_comms.models.consent import ConsentChangeKind
+from ai_comms.models.delivery import StatusEntry, current_status
 from ai_comms.models.events import ReplyReceived, ReplyRoute
 
 MessageDirection = Literal["inbound", "outbound"]
@@ -75,6 +76,14 @@ class Message(BaseModel):
     company_address: str | None = None
     # A keyword message that changed the customer's consent.
     consent_change: ConsentChangeKind | None = None
+    # What Twilio reported after accepting an outbound message (its StatusCallback requests), one
+    # entry per status; stored as attributes of their own, so a status never overwrites another.
+    statuses: list[StatusEntry] = Field(default_factory=list)
+
+    @property
+    def delivery(self) -> StatusEntry | None:
+        """The furthest status Twilio reported (callbacks may arrive out of order)."""
+        return current_status(self.statuses)
 
     def reply_received(self) -> ReplyReceived:
         """The event announcing this inbound message; ValueError for a message that is not one."""

@@ -39,16 +39,20 @@ from pydantic import ValidationError
 from ai_comms.clock import iso, parse_iso, utc_now
 from ai_comms.config import Settings
 from ai_comms.critical import log_post_send_failure
+from ai_comms.delivery.callback_url import status_callback_url
 from ai_comms.masking import mask_address
+from ai_comms.models.consent import ConsentChange
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import UNKNOWN_SID, Message
-from ai_comms.models.outbound import ConversationRequested, SendingContext
+from ai_comms.models.outbound import ConversationRequested
+from ai_comms.outbound.template_values import normalised_values
 from ai_comms.providers import aws_clients
-from ai_comms.providers.openai_client import AiClient
+from ai_comms.providers.openai_client import AiClient, Incomplete, Unanswerable
 from ai_comms.providers.secrets import get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 from ai_comms.store.consent import ConsentRepository
+from ai_comms.store.messages import outbound_position
 from ai_comms.store.outbound_records import OutboundRecord, OutboundRecords
 
 logger = Logger(child=True)
@@ -57,6 +61,8 @@ metrics = Metrics()
 # A live claim is given this long past its holder's own deadline before anyone may take it over.
 CLAIM_MARGIN_MS = 5_000
 CLAIM_POLL_SECONDS = 0.5
+# An answer cut short by max_output_tokens is asked once more with this many times the budget.
+LARGER_BUDGET_FACTOR = 4
 
 
 class Outcome(StrEnum):
@@ -252,8 +258,10 @@ class ChannelSender:
 
         send_started = time.monotonic()
         try:
-            sid = self._send_template(twilio, sending, variables)
+            sid = self._send_template(twilio, request, variables)
         except SendFailed as error:  # certainly not sent: a retry may send
+            if error.recipient_unsubscribed:
+                return self._blocked(request, claim_id, error)
             self._records.release(tel, conversation_id, claim_id, _reason(error), iso(utc_now()))
             if error.credentials:
                 metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
@@ -316,21 +324,92 @@ class ChannelSender:
             ai_conversation_id = str(
                 self._records.keep_first(tel, conversation_id, "ai_conversation_id", created, iso(utc_now()))
             )
-        written = self._ai.template_variables(
-            openai_key, sending.ai, ai_conversation_id, sending.template_variables, self._ai_context(request)
-        )
+        # A conversation an earlier attempt created may hold that attempt's question already.
+        resume = record.ai_conversation_id is not None
+        written = normalised_values(self._ask_variables(request, openai_key, ai_conversation_id, resume))
         stored = self._records.keep_first(tel, conversation_id, "template_variables", written, iso(utc_now()))
-        return {str(k): str(v) for k, v in stored.items()}
+        return normalised_values({str(k): str(v) for k, v in stored.items()})
+
+    def _ask_variables(
+        self, request: ConversationRequested, openai_key: str, ai_conversation_id: str, resume: bool
+    ) -> dict[str, str]:
+        """The AI's values; an answer cut short by its token budget is asked once more with a larger
+        one. What the AI cannot write (filtered, refused) fails the request for good, with the
+        reason: asking again the same way would not help."""
+        sending = request.sending
+        context = self._ai_context(request)
+        try:
+            try:
+                return self._ai.template_variables(
+                    openai_key,
+                    sending.ai,
+                    ai_conversation_id,
+                    sending.template_variables,
+                    context,
+                    resume=resume,
+                )
+            except Incomplete as error:
+                if error.incomplete_reason != "max_output_tokens":
+                    raise
+                return self._ai.template_variables(
+                    openai_key,
+                    sending.ai,
+                    ai_conversation_id,
+                    sending.template_variables,
+                    context,
+                    max_output_tokens=sending.ai.max_output_tokens * LARGER_BUDGET_FACTOR,
+                    resume=True,
+                )
+        except Unanswerable as error:
+            metrics.add_metric(name="AiUnanswerable", unit=MetricUnit.Count, value=1)
+            raise OutboundFailure(
+                f"the AI cannot write the template's values ({error.reason})", True
+            ) from error
+
+    def _blocked(self, request: ConversationRequested, claim_id: str, error: SendFailed) -> SendResult:
+        """Twilio refused the template because the recipient blocked the sender (21610): recorded as
+        their consent (source "blocked", so no later request sends to them either) and the
+        conversation closed undelivered. Never retried: it cannot succeed until they opt in again."""
+        sending, tel, conversation_id = request.sending, request.recipient.tel, request.conversation_id
+        now = iso(utc_now())
+        change = ConsentChange(
+            state="opted_out",
+            at=now,
+            source="blocked",
+            conversation_id=conversation_id,
+            reason=f"Twilio {error.code}: attempt to send to unsubscribed recipient",
+        )
+        self._consent.change(
+            sending.company_address, sending.customer_address, request.company_id, request.project_id, change
+        )
+        self._records.withhold(tel, conversation_id, claim_id, "recipient_unsubscribed", now)
+        metrics.add_metric(name="RecipientsBlocked", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "recipient blocked the sender; template not sent", extra={"conversation_id": conversation_id}
+        )
+        return SendResult(Outcome.WITHHELD, conversation_id)
 
     def _send_template(
-        self, twilio: TwilioCredentials, sending: SendingContext, variables: dict[str, str]
+        self, twilio: TwilioCredentials, request: ConversationRequested, variables: dict[str, str]
     ) -> str:
         """Send the template; credentials Twilio refuses are read again once (a rotated auth token)
         and the template sent with them: a refusal means it did not go out."""
+        sending = request.sending
+        callback = status_callback_url(
+            self._settings.public_base_url,
+            request.channel,
+            request.conversation_id,
+            outbound_position(0, self._batch(request), 0),
+        )
         for attempt in range(2):
             try:
                 return self._twilio.send_template(
-                    twilio, sending.company_address, sending.customer_address, sending.content_sid, variables
+                    twilio,
+                    sending.company_address,
+                    sending.customer_address,
+                    sending.content_sid,
+                    variables,
+                    status_callback=callback,
                 )
             except SendFailed as refused:
                 if not refused.credentials or attempt:
@@ -474,6 +553,10 @@ class ChannelSender:
     def _expires_at(self, moment: Any) -> int:
         return int((moment + timedelta(days=self._settings.conversation_ttl_days)).timestamp())
 
+    @staticmethod
+    def _batch(request: ConversationRequested) -> int:
+        return int(parse_iso(request.requested_at).timestamp() * 1000)
+
     def _template_message(self, request: ConversationRequested, sid: str, body: str, at: str) -> Message:
         """The opening template as a message item: it follows no customer message (seq 0)."""
         return Message(
@@ -481,7 +564,7 @@ class ChannelSender:
             direction="outbound",
             author="template",
             seq=0,
-            batch=int(parse_iso(request.requested_at).timestamp() * 1000),
+            batch=self._batch(request),
             sid=sid,
             body=body,
             at=at,

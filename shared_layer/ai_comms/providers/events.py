@@ -14,6 +14,10 @@ class EventPublisher:
         self._events = events
         self._bus = bus_name
 
+    @property
+    def bus_name(self) -> str:
+        return self._bus
+
     def entry(self, detail: EventDetail) -> dict[str, str]:
         return {
             "Source": detail.SOURCE,

@@ -17,7 +17,8 @@ from typing import Any
 
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ConnectTimeout
-from twilio.base.exceptions import TwilioRestException
+from twilio.base import values
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
@@ -34,11 +35,20 @@ class TwilioCredentials:
 
 
 class SendFailed(Exception):
-    def __init__(self, message: str, permanent: bool, credentials: bool = False) -> None:
+    """Twilio certainly did not send the message. ``code`` is Twilio's error code when it gave one."""
+
+    def __init__(
+        self, message: str, permanent: bool, credentials: bool = False, code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         # Twilio refused the tenant's credentials: read them again (rotated?), and alarm if it lasts.
         self.credentials = credentials
+        self.code = code
+
+    @property
+    def recipient_unsubscribed(self) -> bool:
+        return self.code == RECIPIENT_UNSUBSCRIBED
 
 
 class SendOutcomeUnknown(Exception):
@@ -48,16 +58,24 @@ class SendOutcomeUnknown(Exception):
 # Twilio error 20003 "Permission Denied" / HTTP 401: the account sid or auth token is wrong
 # (https://www.twilio.com/docs/errors/20003).
 CREDENTIALS_REFUSED = 20003
+# https://www.twilio.com/docs/errors/21610 "Attempt to send to unsubscribed recipient": the customer
+# blocked the sender (or replied STOP to Twilio itself); nothing reaches them until they write again.
+RECIPIENT_UNSUBSCRIBED = 21610
+# Refusals that heal by waiting: 20429 "Too Many Requests" (https://www.twilio.com/docs/errors/20429)
+# and 21611 "This 'From' number has exceeded the maximum number of queued messages"
+# (https://www.twilio.com/docs/errors/21611: the sender's queue drains at its rate limit).
+TRANSIENT_CODES = frozenset({20429, 21611})
 
 
-def _classify(error: TwilioRestException) -> SendFailed:
-    if error.status == 401 or error.code == CREDENTIALS_REFUSED:
-        return SendFailed(
-            f"Twilio refused the tenant's credentials ({error.status}/{error.code})", False, True
-        )
-    # 4xx other than throttling are about the request or the account: retrying will not help.
-    permanent = 400 <= error.status < 500 and error.status != 429
-    return SendFailed(f"Twilio refused the message ({error.status}/{error.code})", permanent=permanent)
+def _classify(status: int, code: int | None) -> SendFailed:
+    """One rule for both of Twilio's error formats: the legacy body (TwilioRestException) and the
+    RFC 9457 problem details (TwilioServiceException) carry the same HTTP status and error code."""
+    if status == 401 or code == CREDENTIALS_REFUSED:
+        return SendFailed(f"Twilio refused the tenant's credentials ({status}/{code})", False, True, code)
+    if status == 429 or code in TRANSIENT_CODES or status >= 500:
+        return SendFailed(f"Twilio asks to retry later ({status}/{code})", permanent=False, code=code)
+    # Other 4xx are about the request, the recipient or the account: retrying will not help.
+    return SendFailed(f"Twilio refused the message ({status}/{code})", permanent=status >= 400, code=code)
 
 
 def _never_connected(error: BaseException) -> bool:
@@ -99,24 +117,43 @@ class TwilioSender:
             self._clients[key] = client
         return self._clients[key]
 
-    def send_text(self, credentials: TwilioCredentials, from_: str, to: str, body: str) -> str:
+    def send_text(
+        self,
+        credentials: TwilioCredentials,
+        from_: str,
+        to: str,
+        body: str,
+        status_callback: str | None = None,
+    ) -> str:
         try:
-            message = self._client(credentials).messages.create(from_=from_, to=to, body=body)
-        except TwilioRestException as error:
-            raise _classify(error) from error
+            message = self._client(credentials).messages.create(
+                from_=from_, to=to, body=body, status_callback=status_callback or values.unset
+            )
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise _classify(error.status, error.code) from error
         except Exception as error:  # transport or SDK failure: sent unless provably never connected
             raise _unsent_or_unknown(error) from error
         return str(message.sid)
 
     def send_template(
-        self, credentials: TwilioCredentials, from_: str, to: str, content_sid: str, variables: dict[str, str]
+        self,
+        credentials: TwilioCredentials,
+        from_: str,
+        to: str,
+        content_sid: str,
+        variables: dict[str, str],
+        status_callback: str | None = None,
     ) -> str:
         try:
             message = self._client(credentials).messages.create(
-                from_=from_, to=to, content_sid=content_sid, content_variables=json.dumps(variables)
+                from_=from_,
+                to=to,
+                content_sid=content_sid,
+                content_variables=json.dumps(variables),
+                status_callback=status_callback or values.unset,
             )
-        except TwilioRestException as error:
-            raise _classify(error) from error
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise _classify(error.status, error.code) from error
         except Exception as error:
             raise _unsent_or_unknown(error) from error
         return str(message.sid)

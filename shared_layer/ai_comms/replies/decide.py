@@ -8,8 +8,13 @@ answers what came after the last keyword, in one call, only when the customer is
 consent record, not the conversation, says so), no person has the conversation and it is not only
 recorded. The reply is stored on the conversation (pending_reply) before anything is sent, with the
 handoff it implies, so a retry never asks the AI again.
+
+An answer the AI cannot give (cut short by its budget twice, cut by its content filter, refused, a
+request OpenAI refuses as such) is never retried into a loop: the conversation goes to a person
+with the reason, and the customer gets the tenant's handoff notice.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,11 +26,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ai_comms.clock import iso, parse_iso, utc_now
 from ai_comms.consent.burst import BurstReading, read_burst
 from ai_comms.models.conversation import Conversation, PendingAction, PendingReply
-from ai_comms.models.events import ReplyWindowClosed
-from ai_comms.models.message import MessageAuthor
+from ai_comms.models.events import HandoffReason, ReplyWindowClosed
+from ai_comms.models.message import Message, MessageAuthor
 from ai_comms.models.tenant import ChannelSettings, ProjectConfig
 from ai_comms.providers.events import EventPublisher
-from ai_comms.providers.openai_client import AiClient, AiError, ContextTooLong, CredentialsRefused
+from ai_comms.providers.openai_client import (
+    AiClient,
+    AiError,
+    AiReply,
+    ContextTooLong,
+    CredentialsRefused,
+    Incomplete,
+    QuotaExhausted,
+    Turn,
+    Unanswerable,
+)
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
 from ai_comms.replies.ai_input import ai_text
@@ -50,6 +65,8 @@ WHATSAPP_PREFIX = "whatsapp:"
 REPLY_WINDOW = timedelta(hours=24)
 # Turns a replacement AI conversation opens with when the old one outgrew the model.
 CARRIED_OVER_MESSAGES = 20
+# An answer cut short by max_output_tokens is asked once more with this many times the budget.
+LARGER_BUDGET_FACTOR = 4
 
 
 @dataclass
@@ -58,12 +75,21 @@ class Draft:
     authors: list[MessageAuthor] = field(default_factory=list)
     text: str = ""
     action: PendingAction = "none"
+    handoff_reason: HandoffReason | None = None
+    handoff_detail: str | None = None
 
     def add(self, part: str, author: MessageAuthor) -> None:
         self.parts.append(part)
         self.authors.append(author)
         if not self.text:
             self.text = part
+
+    def handoff(self, notice: str, reason: HandoffReason, detail: str | None = None) -> None:
+        """A person takes over: the customer gets the tenant's notice, not the AI's text."""
+        self.action = "handoff"
+        self.handoff_reason = reason
+        self.handoff_detail = detail
+        self.add(notice, "engine")
 
 
 class ReplyDecider:
@@ -92,7 +118,7 @@ class ReplyDecider:
         if conversation.status == "failed":
             self._records.release(lease)
             raise RecordFailed("conversation is marked failed", retry_in_seconds=1, permanent=True)
-        upto = conversation.inbound_seq
+        upto = self._upto(conversation)
         if conversation.answered_seq >= upto:
             self._records.release(lease)
             return skipped("answered")
@@ -107,15 +133,14 @@ class ReplyDecider:
             self._records.complete(lease, upto, [], iso(now), self._expires_at(now))
             logger.info("project inactive; nothing sent", extra={"upto_seq": upto})
             return skipped("inactive")
-        if self._window_closed(conversation, now):
-            return self._close_window(lease, conversation, upto, now)
-
         burst = self._messages.inbound_between(conversation.conversation_id, conversation.answered_seq, upto)
+        if self._window_closed(conversation, burst, now):
+            return self._close_window(lease, conversation, upto, now)
         reading = read_burst(burst, project.consent)
         opted_out = self._consent.is_opted_out(conversation.company_address, conversation.customer_address)
         with_ai = not opted_out and not conversation.handoff_to_human and conversation.status != "ignored"
 
-        draft = self._draft(lease, conversation, project, channel, reading, with_ai, heartbeat)
+        draft = self._draft(lease, conversation, project, channel, upto, reading, with_ai, heartbeat)
         parts, authors, text, action = draft.parts, draft.authors, draft.text, draft.action
         if not parts:
             # Nothing to say: an opted-out customer writing, a conversation with a person or one
@@ -131,6 +156,8 @@ class ReplyDecider:
             parts=parts,
             authors=authors,
             batch=int(now.timestamp() * 1000),
+            handoff_reason=draft.handoff_reason,
+            handoff_detail=draft.handoff_detail,
         )
         try:
             self._records.store_pending(lease, pending, iso(now), handoff=action == "handoff")
@@ -145,6 +172,7 @@ class ReplyDecider:
         conversation: Conversation,
         project: ProjectConfig,
         channel: ChannelSettings,
+        upto: int,
         reading: BurstReading,
         with_ai: bool,
         heartbeat: VisibilityHeartbeat,
@@ -158,17 +186,30 @@ class ReplyDecider:
                 "engine",
             )
         if with_ai and reading.for_ai:
-            reply = self._ask_ai(lease, conversation, project, [ai_text(m) for m in reading.for_ai])
+            text = "\n\n".join(ai_text(m) for m in reading.for_ai)
+            answer = self._ask_ai(lease, conversation, project, upto, text)
             if not heartbeat.healthy:
                 raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
-            draft.text = reply.reply
-            if reply.action == "handoff":
-                draft.action = "handoff"
-                draft.add(channel.handoff_notice, "engine")
+            if isinstance(answer, Unanswerable):
+                draft.handoff(channel.handoff_notice, "ai_unanswerable", answer.reason)
+            elif answer.action == "handoff":
+                draft.text = answer.reply
+                draft.handoff(channel.handoff_notice, "ai_action")
             else:
-                for part in split_message(reply.reply):
+                draft.text = answer.reply
+                for part in split_message(answer.reply):
                     draft.add(part, "ai")
         return draft
+
+    @staticmethod
+    def _upto(conversation: Conversation) -> int:
+        """The last customer message this reply covers: every one recorded, unless an earlier attempt
+        already put a shorter burst on the AI conversation; that burst is answered as it was, and
+        the messages after it get their own reply."""
+        marked = conversation.ai_turn_upto
+        if marked is not None and conversation.answered_seq < marked <= conversation.inbound_seq:
+            return marked
+        return conversation.inbound_seq
 
     def _close_window(self, lease: LeaseRef, conversation: Conversation, upto: int, now: Any) -> Outcome:
         """Free-form replies are over: nothing is sent; ReplyWindowClosed tells who can send a template."""
@@ -191,12 +232,16 @@ class ReplyDecider:
         metrics.add_metric(name="RepliesSkipped", unit=MetricUnit.Count, value=1)
         return "window_closed"
 
-    def _window_closed(self, conversation: Conversation, now: Any) -> bool:
+    def _window_closed(self, conversation: Conversation, burst: list[Message], now: Any) -> bool:
+        """WhatsApp's customer service window: free-form messages only within 24 hours of the
+        customer's last message (https://support.twilio.com/hc/en-us/articles/360038232293). With no
+        customer message known there is no window."""
         if not conversation.customer_address.startswith(WHATSAPP_PREFIX):
             return False
-        if conversation.last_inbound_at is None:
-            return False
-        return bool(now - parse_iso(conversation.last_inbound_at) > REPLY_WINDOW)
+        last = conversation.last_inbound_at or (burst[-1].at if burst else None)
+        if last is None:
+            return True
+        return bool(now - parse_iso(last) > REPLY_WINDOW)
 
     def _api_key(self, project: ProjectConfig, fresh: bool = False) -> str:
         try:
@@ -209,19 +254,21 @@ class ReplyDecider:
             raise RecordFailed("openai secret unavailable", retry_in_seconds=None) from error
 
     def _ask_ai(
-        self, lease: LeaseRef, conversation: Conversation, project: ProjectConfig, messages: list[str]
-    ) -> Any:
-        """The AI's reply; a refused key is read again once (it may have been rotated) before the
-        failure counts as the tenant's: retried later and alarmed, the conversation untouched."""
+        self, lease: LeaseRef, conversation: Conversation, project: ProjectConfig, upto: int, text: str
+    ) -> AiReply | Unanswerable:
+        """The AI's reply, or why it cannot give one (the caller hands the conversation to a person).
+
+        A refused key is read again once (it may have been rotated) before the failure counts as the
+        tenant's: retried later and alarmed, the conversation untouched."""
         try:
-            return self._ask_ai_with(self._api_key(project), lease, conversation, project, messages)
+            return self._ask_ai_with(self._api_key(project), lease, conversation, project, upto, text)
         except CredentialsRefused:
             logger.warning(
                 "OpenAI refused the key; reading it again", extra={"project_id": project.project_id}
             )
         try:
             return self._ask_ai_with(
-                self._api_key(project, fresh=True), lease, conversation, project, messages
+                self._api_key(project, fresh=True), lease, conversation, project, upto, text
             )
         except CredentialsRefused as error:
             logger.error("OpenAI refuses the tenant's key", extra={"project_id": project.project_id})
@@ -234,38 +281,70 @@ class ReplyDecider:
         lease: LeaseRef,
         conversation: Conversation,
         project: ProjectConfig,
-        messages: list[str],
-    ) -> Any:
-        texts = messages
+        upto: int,
+        text: str,
+    ) -> AiReply | Unanswerable:
         try:
-            ai_conversation_id = conversation.ai_conversation_id
-            if ai_conversation_id is None:
-                ai_conversation_id = self._open_ai_conversation(lease, conversation, api_key)
             started = time.monotonic()
+            turn = self._turn(lease, conversation, api_key, upto, text)
             try:
-                reply = self._ai.reply(api_key, project.ai, ai_conversation_id, texts)
+                reply = self._reply(api_key, project, turn)
             except ContextTooLong:
                 # Never the end of the conversation: it goes on in a new AI conversation that opens
                 # with the last turns of this one.
                 logger.warning("AI context too long; continuing in a new AI conversation")
                 metrics.add_metric(name="AiConversationsRestarted", unit=MetricUnit.Count, value=1)
-                ai_conversation_id = self._open_ai_conversation(
-                    lease, conversation, api_key, replacing=ai_conversation_id
+                replacement = self._open_ai_conversation(
+                    lease, conversation, api_key, replacing=turn.conversation_id
                 )
-                reply = self._ai.reply(api_key, project.ai, ai_conversation_id, texts)
+                self._records.begin_ai_turn(lease, replacement, upto, iso(utc_now()))
+                reply = self._reply(api_key, project, Turn(replacement, text))
             metrics.add_metric(
                 name="AiLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
             )
         except CredentialsRefused:
             raise
-        except AiError as error:
-            if error.permanent:
-                logger.error("AI refused the request; conversation failed", extra={"error": str(error)})
-                fail_conversation(self._records, lease, str(error))
-                raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
-            logger.warning("AI unavailable; the record will be retried", extra={"error": str(error)})
+        except LeaseLost as error:
+            raise RecordFailed("lease lost before the AI call", retry_in_seconds=1) from error
+        except Unanswerable as error:
+            logger.warning("the AI cannot answer; a person takes over", extra={"reason": error.reason})
+            metrics.add_metric(name="AiUnanswerable", unit=MetricUnit.Count, value=1)
+            return error
+        except QuotaExhausted as error:
+            logger.error("the tenant's OpenAI quota is used up", extra={"project_id": project.project_id})
+            metrics.add_metric(name="TenantQuotaErrors", unit=MetricUnit.Count, value=1)
             raise RecordFailed(str(error), retry_in_seconds=None) from error
+        except AiError as error:
+            logger.warning("AI unavailable; the record will be retried", extra={"error": str(error)})
+            wait = error.retry_in_seconds
+            raise RecordFailed(str(error), retry_in_seconds=math.ceil(wait) if wait else None) from error
         return reply
+
+    def _reply(self, api_key: str, project: ProjectConfig, turn: Turn) -> AiReply:
+        """The AI's answer; a response cut short by its token budget (reasoning counts too) is asked
+        once more with a larger one, without putting the customer's messages on it again."""
+        try:
+            return self._ai.reply(api_key, project.ai, turn)
+        except Incomplete as error:
+            if error.incomplete_reason != "max_output_tokens":
+                raise
+            logger.info("AI answer cut short by its token budget; asking once with a larger one")
+            turn.resume = True
+            budget = project.ai.max_output_tokens * LARGER_BUDGET_FACTOR
+            return self._ai.reply(api_key, project.ai, turn, max_output_tokens=budget)
+
+    def _turn(self, lease: LeaseRef, conversation: Conversation, api_key: str, upto: int, text: str) -> Turn:
+        """The AI conversation and input of this reply; `resume` when an earlier attempt may have put
+        the same messages on it already (the marker is written before the first attempt)."""
+        ai_conversation_id = conversation.ai_conversation_id
+        if ai_conversation_id is None:
+            ai_conversation_id = self._open_ai_conversation(lease, conversation, api_key)
+        resume = (
+            conversation.ai_turn_upto == upto and conversation.ai_turn_conversation_id == ai_conversation_id
+        )
+        if not resume:
+            self._records.begin_ai_turn(lease, ai_conversation_id, upto, iso(utc_now()))
+        return Turn(ai_conversation_id, text, resume=resume)
 
     def _open_ai_conversation(
         self, lease: LeaseRef, conversation: Conversation, api_key: str, replacing: str | None = None

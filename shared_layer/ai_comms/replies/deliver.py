@@ -8,6 +8,7 @@ Twilio left unknown. Only a send that certainly did not go out is retried. A han
 (and people notified) before the first send, so the final write can follow the last send directly.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ai_comms.clock import iso, utc_now
 from ai_comms.critical import log_post_send_failure
+from ai_comms.delivery.callback_url import status_callback_url
 from ai_comms.masking import mask_address
+from ai_comms.models.consent import ConsentChange
 from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import HandoffRequested
 from ai_comms.models.message import UNKNOWN_SID, Message
@@ -28,10 +31,29 @@ from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, Twi
 from ai_comms.replies.record import Outcome, PermanentFailure, RecordFailed, ReplySettings, fail_conversation
 from ai_comms.replies.tenant_config import TenantConfigs
 from ai_comms.store.consent import ConsentRepository
-from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
+from ai_comms.store.dynamo import TransactionCancelled
+from ai_comms.store.messages import outbound_position
+from ai_comms.store.reply_records import HandOver, LeaseLost, LeaseRef, ReplyRecords
 
 logger = Logger(child=True)
 metrics = Metrics()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The parts sent so far (their sids), how many now, how many with an unknown outcome now, and
+    the refusal that ended the reply early, if one did."""
+
+    sids: list[str]
+    sent_now: int
+    unknown_now: int
+    refused: SendFailed | None = None
+
+
+class _Refused(Exception):
+    def __init__(self, error: SendFailed) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ReplyDelivery:
@@ -75,7 +97,8 @@ class ReplyDelivery:
         sent = self._send_parts(lease, conversation, pending, heartbeat, credentials)
         if sent is None:
             return "post_send_failure"
-        sids, sent_now, unknown_now = sent
+        sids, sent_now, unknown_now = sent.sids, sent.sent_now, sent.unknown_now
+        hand_over = self._hand_over(conversation, pending, sent.refused) if sent.refused else None
 
         now = utc_now()
         outbound = [
@@ -94,11 +117,15 @@ class ReplyDelivery:
             for index, (sid, body) in enumerate(zip(sids, pending.parts[: len(sids)], strict=True))
         ]
         try:
-            self._records.complete(lease, pending.upto_seq, outbound, iso(now), self._expires_at(now))
+            self._records.complete(
+                lease, pending.upto_seq, outbound, iso(now), self._expires_at(now), hand_over=hand_over
+            )
         except (LeaseLost, ClientError, BotoCoreError) as error:
             self._post_send_failure(error, lease, pending, sids[-1] if sids else None, len(sids) - 1)
             return "post_send_failure"
 
+        if hand_over is not None:
+            self._notify_people(conversation)
         metrics.add_metric(name="RepliesSent", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=sent_now)
         if unknown_now:
@@ -114,7 +141,7 @@ class ReplyDelivery:
                 "to": mask_address(conversation.customer_address),
             },
         )
-        if pending.action == "handoff":
+        if pending.action == "handoff" or hand_over is not None:
             metrics.add_metric(name="Handoffs", unit=MetricUnit.Count, value=1)
             return "handed_off"
         if pending.action == "opt_out":
@@ -128,17 +155,20 @@ class ReplyDelivery:
         pending: PendingReply,
         heartbeat: VisibilityHeartbeat,
         credentials: TwilioCredentials,
-    ) -> tuple[list[str], int, int] | None:
-        """Send every part never attempted; (sids of the parts sent, sent now, outcome unknown now).
+    ) -> "Sent | None":
+        """Send every part never attempted.
 
         Right before each send the customer's consent is read: once they opted out (a STOP that came
         in while this reply was on its way) nothing more is sent but the opt-out confirmation, and
-        the parts sent so far are the reply. None after a send of ours whose sid could not be
-        stored: the CRITICAL line is logged, and the reply must not be finished or retried. The last
-        part's sid is left for the final write.
+        the parts sent so far are the reply. So too when Twilio refuses a part for good: a blocked
+        recipient (21610) is recorded as opted out, any other refusal hands the conversation to a
+        person. None after a send of ours whose sid could not be stored: the CRITICAL line is
+        logged, and the reply must not be finished or retried. The last part's sid is left for the
+        final write.
         """
         sent_now = 0
         unknown_now = 0
+        refusal: SendFailed | None = None
         sids = list(pending.sent_sids)
         recorded = len(sids)  # how many of `sids` the stored pending_reply holds
         unrecorded_send = False  # a send of ours whose sid is not stored yet
@@ -182,14 +212,21 @@ class ReplyDelivery:
                 recorded, unrecorded_send = len(sids), False
             if not healthy:
                 raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
-            sid = self._send_part(lease, conversation, pending, credentials, index, recorded)
+            try:
+                sid = self._send_part(lease, conversation, pending, credentials, index, recorded)
+            except _Refused as refused:
+                refusal = refused.error
+                metrics.add_metric(
+                    name="PartsNotSentRefused", unit=MetricUnit.Count, value=len(pending.parts) - index
+                )
+                break
             if sid == UNKNOWN_SID:
                 unknown_now += 1
             else:
                 sent_now += 1
             sids.append(sid)
             unrecorded_send = True
-        return sids, sent_now, unknown_now
+        return Sent(sids, sent_now, unknown_now, refusal)
 
     def _may_send(self, conversation: Conversation, pending: PendingReply, index: int) -> bool:
         """The consent check before a send: the opt-out confirmation goes to an opted-out customer
@@ -214,7 +251,7 @@ class ReplyDelivery:
         later and alarmed, never a reason to fail the conversation."""
         for attempt in range(2):
             try:
-                return self._send_text(credentials, conversation, pending.parts[index])
+                return self._send_text(credentials, conversation, pending, index)
             except SendOutcomeUnknown as error:
                 # Twilio may have accepted it: kept as sent with an unknown sid, never resent.
                 self._post_send_failure(error, lease, pending, None, index)
@@ -231,9 +268,11 @@ class ReplyDelivery:
                     )
                     metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
                 elif error.permanent:
-                    logger.error("Twilio refused the reply; conversation failed", extra={"error": str(error)})
-                    fail_conversation(self._records, lease, str(error))
-                    raise RecordFailed(str(error), retry_in_seconds=1, permanent=True) from error
+                    # Nothing went out; it never will, so nothing more is sent and the reply ends
+                    # here (the caller records a blocked recipient, or hands over to a person).
+                    logger.error("Twilio refused the reply for good", extra={"error": str(error)})
+                    self._unmark_attempt(lease, recorded, index)
+                    raise _Refused(error) from error
                 else:
                     logger.warning(
                         "Twilio unavailable; the record will be retried", extra={"error": str(error)}
@@ -242,9 +281,21 @@ class ReplyDelivery:
                 raise RecordFailed(str(error), retry_in_seconds=None) from error
         raise AssertionError("unreachable")
 
-    def _send_text(self, credentials: TwilioCredentials, conversation: Conversation, body: str) -> str:
+    def _send_text(
+        self, credentials: TwilioCredentials, conversation: Conversation, pending: PendingReply, index: int
+    ) -> str:
+        position = outbound_position(pending.upto_seq, pending.batch, index)
         return self._twilio.send_text(
-            credentials, conversation.company_address, conversation.customer_address, body
+            credentials,
+            conversation.company_address,
+            conversation.customer_address,
+            pending.parts[index],
+            status_callback=status_callback_url(
+                self._settings.base.public_base_url,
+                conversation.channel,
+                conversation.conversation_id,
+                position,
+            ),
         )
 
     def _credentials(self, conversation: Conversation, fresh: bool = False) -> TwilioCredentials:
@@ -269,6 +320,8 @@ class ReplyDelivery:
             customer_address=conversation.customer_address,
             company_address=conversation.company_address,
             upto_seq=pending.upto_seq,
+            reason=pending.handoff_reason or "ai_action",
+            detail=pending.handoff_detail,
             requested_at=iso(utc_now()),
         )
         try:
@@ -299,6 +352,53 @@ class ReplyDelivery:
         except (ClientError, BotoCoreError) as error:
             logger.error("handoff notice not published", extra={"error": type(error).__name__})
             metrics.add_metric(name="HandoffNoticeFailures", unit=MetricUnit.Count, value=1)
+
+    def _hand_over(
+        self, conversation: Conversation, pending: PendingReply, refused: SendFailed
+    ) -> HandOver | None:
+        """What a refusal for good means. A recipient who blocked the sender (21610) is recorded as
+        opted out (consent source "blocked"): nothing is sent to them until they opt in again. Any
+        other refusal hands the conversation to a person, in the reply's final write."""
+        if refused.recipient_unsubscribed:
+            self._record_blocked(conversation, refused)
+            return None
+        detail = f"refused:{refused.code}"
+        event = HandoffRequested(
+            channel=conversation.channel,
+            handoff_id=f"{conversation.conversation_id}#refused#{pending.upto_seq}#{pending.batch}",
+            company_id=conversation.company_id,
+            project_id=conversation.project_id,
+            conversation_id=conversation.conversation_id,
+            recipient_tel=conversation.recipient_tel,
+            customer_address=conversation.customer_address,
+            company_address=conversation.company_address,
+            upto_seq=pending.upto_seq,
+            reason="reply_undelivered",
+            detail=detail,
+            requested_at=iso(utc_now()),
+        )
+        return HandOver("reply_undelivered", detail, event)
+
+    def _record_blocked(self, conversation: Conversation, refused: SendFailed) -> None:
+        change = ConsentChange(
+            state="opted_out",
+            at=iso(utc_now()),
+            source="blocked",
+            conversation_id=conversation.conversation_id,
+            reason=f"Twilio {refused.code}: attempt to send to unsubscribed recipient",
+        )
+        try:
+            self._consent.change(
+                conversation.company_address,
+                conversation.customer_address,
+                conversation.company_id,
+                conversation.project_id,
+                change,
+            )
+        except (ClientError, BotoCoreError, TransactionCancelled) as error:
+            # Twilio keeps refusing them; the next reply tries to record it again.
+            logger.error("blocked recipient not recorded", extra={"error": type(error).__name__})
+        metrics.add_metric(name="RecipientsBlocked", unit=MetricUnit.Count, value=1)
 
     def _unmark_attempt(self, lease: LeaseRef, recorded: int, index: int) -> None:
         """After a send that certainly did not go out: let a retry send that part again.

@@ -14,6 +14,7 @@ each conversation is its own partition; and only this table has a stream, which 
 reads, so no other write ever reaches the relay.
 """
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,16 +28,35 @@ _WIDTH_BATCH = 13
 _WIDTH_PART = 3
 # The longest a sort key can be here: DynamoDB allows 1024 bytes, this uses 32.
 POSITION_BYTES = _WIDTH_SEQ + 5 + _WIDTH_BATCH + 1 + _WIDTH_PART
+_POSITION = re.compile(rf"(\d{{{_WIDTH_SEQ}}})#(?:in|(out)#\d{{{_WIDTH_BATCH}}}#\d{{{_WIDTH_PART}}})")
+STATUS_ATTRIBUTE_PREFIX = "status_"
 
 
 def inbound_position(seq: int) -> str:
     return f"{seq:0{_WIDTH_SEQ}d}#in"
 
 
+def outbound_position(seq: int, batch: int, part: int) -> str:
+    return f"{seq:0{_WIDTH_SEQ}d}#out#{batch:0{_WIDTH_BATCH}d}#{part:0{_WIDTH_PART}d}"
+
+
 def position_of(message: Message) -> str:
     if message.direction == "inbound":
         return inbound_position(message.seq)
-    return f"{message.seq:0{_WIDTH_SEQ}d}#out#{message.batch:0{_WIDTH_BATCH}d}#{message.part:0{_WIDTH_PART}d}"
+    return outbound_position(message.seq, message.batch, message.part)
+
+
+def parse_position(position: str) -> tuple[int, bool] | None:
+    """(seq, outbound) of a valid position; None for anything else."""
+    match = _POSITION.fullmatch(position)
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2) is not None
+
+
+def status_attribute(status: str) -> str:
+    """The attribute one delivery status is stored in: one per status, so none overwrites another."""
+    return STATUS_ATTRIBUTE_PREFIX + status
 
 
 @dataclass(frozen=True)
@@ -57,13 +77,26 @@ class MessageRepository:
 
     @staticmethod
     def item(message: Message) -> dict[str, Any]:
-        return to_item({**message.model_dump(mode="json"), "position": position_of(message)})
+        """The message's own attributes; its delivery statuses are written by status callbacks only."""
+        data = message.model_dump(mode="json", exclude={"statuses"})
+        return to_item({**data, "position": position_of(message)})
 
     @staticmethod
-    def _message(item: dict[str, Any]) -> Message:
+    def _message(item: dict[str, Any]) -> Message | None:
+        """The message of an item; None for an item holding only statuses that arrived before the
+        message itself was recorded."""
         data = from_item(item)
         data.pop("position", None)
+        if "direction" not in data:
+            return None
+        data["statuses"] = sorted(
+            (data.pop(name) for name in list(data) if name.startswith(STATUS_ATTRIBUTE_PREFIX)),
+            key=lambda entry: str(entry.get("at", "")),
+        )
         return Message.model_validate(data)
+
+    def _messages(self, items: list[dict[str, Any]]) -> list[Message]:
+        return [message for message in map(self._message, items) if message is not None]
 
     def put_new_request(self, message: Message) -> dict[str, Any]:
         """A transaction item writing the message once: its position must be free."""
@@ -114,7 +147,7 @@ class MessageRepository:
         }
         while True:
             page = self._db.query(**kwargs)
-            found.extend(self._message(item) for item in page.get("Items", []))
+            found.extend(self._messages(page.get("Items", [])))
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -142,7 +175,7 @@ class MessageRepository:
             if limit is not None:
                 kwargs["Limit"] = limit - len(found)
             page = self._db.query(**kwargs)
-            found.extend(self._message(item) for item in page.get("Items", []))
+            found.extend(self._messages(page.get("Items", [])))
             last = page.get("LastEvaluatedKey")
             if last is None:
                 return HistoryPage(found, None)

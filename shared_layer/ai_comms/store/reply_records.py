@@ -5,16 +5,19 @@ with a condition, and every later write is conditional on still owning it, so a 
 expired can never overwrite the work of the one that took over.
 """
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import Conversation, PendingReply
+from ai_comms.models.events import HandoffReason, HandoffRequested
 from ai_comms.models.message import Message
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.dynamo import TransactionCancelled, condition_failed, from_item, to_value, transact_write
 from ai_comms.store.messages import MessageRepository
+from ai_comms.store.outbox import outbox_put_request
 
 
 class LeaseHeld(Exception):
@@ -31,6 +34,15 @@ class LeaseLost(Exception):
 
 class ConversationMissing(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """A person takes the conversation in the reply's final write, announced through the outbox."""
+
+    reason: HandoffReason
+    detail: str | None
+    event: HandoffRequested
 
 
 @dataclass(frozen=True)
@@ -140,6 +152,15 @@ class ReplyRecords:
             condition = "ai_conversation_id = :old"
         self._guarded(lease, "SET ai_conversation_id = :ai, updated_at = :now", values, condition)
 
+    def begin_ai_turn(self, lease: LeaseRef, ai_conversation_id: str, upto_seq: int, now: str) -> None:
+        """Note, before the customer's messages up to `upto_seq` are put on the AI conversation, that
+        they may be there from now on: a retry reads the AI conversation before sending them again."""
+        self._guarded(
+            lease,
+            "SET ai_turn_upto = :upto, ai_turn_conversation_id = :ai, updated_at = :now",
+            {":upto": {"N": str(upto_seq)}, ":ai": {"S": ai_conversation_id}, ":now": {"S": now}},
+        )
+
     def store_pending(self, lease: LeaseRef, pending: PendingReply, now: str, handoff: bool = False) -> None:
         """Save the decided reply before the first send, with the handoff it implies.
 
@@ -151,9 +172,20 @@ class ReplyRecords:
         extra = ""
         names = None
         if handoff:
-            sets += ["handoff_to_human = :true", "#status = :status"]
+            sets += [
+                "handoff_to_human = :true",
+                "#status = :status",
+                "handoff_reason = :reason",
+                "handoff_detail = :detail",
+            ]
             values.update(
-                {":true": {"BOOL": True}, ":false": {"BOOL": False}, ":status": {"S": "handed_off"}}
+                {
+                    ":true": {"BOOL": True},
+                    ":false": {"BOOL": False},
+                    ":status": {"S": "handed_off"},
+                    ":reason": {"S": pending.handoff_reason or "ai_action"},
+                    ":detail": {"S": pending.handoff_detail} if pending.handoff_detail else {"NULL": True},
+                }
             )
             names = {"#status": "status"}
             extra = "attribute_not_exists(handoff_to_human) OR handoff_to_human = :false"
@@ -175,38 +207,73 @@ class ReplyRecords:
         self._guarded(lease, "SET " + ", ".join(sets), values, "size(pending_reply.sent_sids) = :count")
 
     def complete(
-        self, lease: LeaseRef, upto_seq: int, outbound: list[Message], now: str, expires_at: int
+        self,
+        lease: LeaseRef,
+        upto_seq: int,
+        outbound: list[Message],
+        now: str,
+        expires_at: int,
+        hand_over: HandOver | None = None,
     ) -> None:
         """The final write: the sent parts as message items, answered_seq, no pending reply, lease
-        released, the conversation's expiry moved on; one transaction touching only small items."""
-        update = {
-            "Update": {
-                "TableName": self._table,
-                "Key": lease.key,
-                "UpdateExpression": (
-                    "SET answered_seq = :upto, updated_at = :now, expires_at = :expires"
-                    + (", last_activity_at = :now" if outbound else "")
-                    + " REMOVE pending_reply, lease_owner, lease_until, lease_upto"
-                ),
-                "ConditionExpression": "lease_owner = :owner",
-                "ExpressionAttributeValues": {
-                    ":owner": {"S": lease.owner},
-                    ":upto": {"N": str(upto_seq)},
-                    ":now": {"S": now},
-                    ":expires": {"N": str(expires_at)},
-                },
-            }
+        released, the conversation's expiry moved on (and, for a hand-over, the flag and its event
+        in the outbox); one transaction touching only small items."""
+        sets = ["answered_seq = :upto", "updated_at = :now", "expires_at = :expires"]
+        values: dict[str, Any] = {
+            ":owner": {"S": lease.owner},
+            ":upto": {"N": str(upto_seq)},
+            ":now": {"S": now},
+            ":expires": {"N": str(expires_at)},
         }
-        if not outbound:
+        names: dict[str, str] = {}
+        if outbound:
+            sets.append("last_activity_at = :now")
+        if hand_over is not None:
+            sets += [
+                "handoff_to_human = :true",
+                "#status = :handed_off",
+                "handoff_reason = :reason",
+                "handoff_detail = :detail",
+            ]
+            values.update(
+                {
+                    ":true": {"BOOL": True},
+                    ":handed_off": {"S": "handed_off"},
+                    ":reason": {"S": hand_over.reason},
+                    ":detail": {"S": hand_over.detail} if hand_over.detail else {"NULL": True},
+                }
+            )
+            names["#status"] = "status"
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": lease.key,
+            "UpdateExpression": "SET "
+            + ", ".join(sets)
+            + " REMOVE pending_reply, lease_owner, lease_until, lease_upto",
+            "ConditionExpression": "lease_owner = :owner",
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        items: list[dict[str, Any]] = [{"Update": update}]
+        items += [self._messages.upsert_request(m) for m in outbound]
+        if hand_over is not None:
+            event = hand_over.event
+            items.append(
+                outbox_put_request(
+                    self._messages.table, event, event.handoff_id, now, int(time.time()), source=None
+                )
+            )
+        if len(items) == 1:
             try:
-                self._db.update_item(**update["Update"])
+                self._db.update_item(**update)
             except ClientError as error:
                 if condition_failed(error):
                     raise LeaseLost("lease lost before the final write") from error
                 raise
             return
         try:
-            transact_write(self._db, [update, *(self._messages.upsert_request(m) for m in outbound)])
+            transact_write(self._db, items)
         except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 raise LeaseLost("lease lost before the final write") from cancelled

@@ -1,0 +1,1 @@
+"""Delivery statuses: what Twilio reports about each message after accepting it."""
