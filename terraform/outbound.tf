@@ -145,6 +145,24 @@ module "channel_sender" {
       resources = [module.tables.arns.messages]
     },
     {
+      # The tenant's pause (a tenant-wide failure): only the "pause#<company>" partitions, never a
+      # tenant's configuration.
+      sid       = "TenantPauses"
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.company_data]
+      conditions = [{
+        test     = "ForAllValues:StringLike"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["pause#*"]
+      }]
+    },
+    {
+      # A paused tenant's records wait as delayed copies of themselves.
+      sid       = "ParkRecords"
+      actions   = ["sqs:SendMessage"]
+      resources = [for queue in module.outbound_queue : queue.arn]
+    },
+    {
       # The heartbeat addresses the queue by URL, looked up once from the record's queue ARN.
       sid       = "FindOwnQueues"
       actions   = ["sqs:GetQueueUrl"]

@@ -74,6 +74,24 @@ module "reply_processor" {
       resources = [module.tables.arns.messages]
     },
     {
+      # The tenant's pause (a tenant-wide failure): only the "pause#<company>" partitions, never a
+      # tenant's configuration.
+      sid       = "TenantPauses"
+      actions   = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.company_data]
+      conditions = [{
+        test     = "ForAllValues:StringLike"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["pause#*"]
+      }]
+    },
+    {
+      # A paused tenant's records wait as delayed copies of themselves.
+      sid       = "ParkRecords"
+      actions   = ["sqs:SendMessage"]
+      resources = [for queue in module.ai_reply_queue : queue.arn]
+    },
+    {
       sid       = "TenantConfig"
       actions   = ["dynamodb:GetItem"]
       resources = [module.tables.arns.company_data]
