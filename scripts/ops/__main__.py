@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ai_comms.masking import mask_address, mask_body
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
-from ops import consent, conversations, dlq, migrate, replay, tenants
+from ops import consent, conversations, dlq, migrate, replay, retry, tenants
 from ops.errors import EXIT_FAILED, EXIT_OK, OpsError
 from ops.table import age, render, render_fields
 from ops.target import DEFAULT_NAME_PREFIX, WORKSPACE_ENV, Target
@@ -328,6 +328,16 @@ def _conversation_handback(target: Target, args: argparse.Namespace, out: TextIO
     return EXIT_OK
 
 
+def _conversation_retry(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    retried = retry.retry(target, args.tel, args.conversation_id)
+    print(
+        f"retried: {retried.conversation.conversation_id} is {retried.conversation.status}; the AI answers "
+        f"its {retried.messages} customer message(s) after #{retried.answered_from} once",
+        file=out,
+    )
+    return EXIT_OK
+
+
 # ---- parser ------------------------------------------------------------------------------------------
 
 
@@ -622,6 +632,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     handback.add_argument("tel", metavar="TEL", help="customer number")
     handback.add_argument("conversation_id", metavar="CONVERSATION_ID")
+    retried = leaf(
+        conv_commands,
+        "retry",
+        "answer a failed, undelivered or handed-over conversation's customer messages again, once: "
+        "those after the last reply that reached them",
+        _conversation_retry,
+        target,
+    )
+    retried.add_argument("tel", metavar="TEL", help="customer number")
+    retried.add_argument("conversation_id", metavar="CONVERSATION_ID")
     return root
 
 

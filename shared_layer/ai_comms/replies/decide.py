@@ -234,7 +234,7 @@ class ReplyDecider:
                 detected_at=iso(now),
             )
         )
-        self._records.close_window(lease, upto, iso(now))
+        self._records.close_window(lease, upto, iso(now), change_status=conversation.status == "active")
         logger.info("reply window closed; nothing sent", extra={"upto_seq": upto})
         metrics.add_metric(name="RepliesSkipped", unit=MetricUnit.Count, value=1)
         return "window_closed"
