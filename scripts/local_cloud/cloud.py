@@ -22,7 +22,7 @@ from local_cloud.emulator import DEFAULT_PORT, MotoEmulator
 from local_cloud.endpoints import Endpoints
 from local_cloud.localstack import LocalStackEmulator
 from local_cloud.processes import free_port
-from local_cloud.runner import DEFAULT_REGION, Runner, aws_client
+from local_cloud.runner import DEFAULT_REGION, Runner
 from local_cloud.terraform import Terraform, Workspace
 
 LOG = logging.getLogger(__name__)
@@ -103,11 +103,11 @@ class LocalCloud:
     @property
     def endpoints(self) -> Endpoints:
         assert self.emulator is not None, "start() first"
-        return Endpoints(self.emulator.url, self.emulator.dynamodb_url)
+        return self.emulator.endpoints
 
     def client(self, service: str) -> Any:
         """A boto3 client of the local cloud, DynamoDB's at DynamoDB's endpoint."""
-        return aws_client(service, self.endpoints.for_service(service), self.region)
+        return self.endpoints.client(service, self.region)
 
     def api_base_url(self, workspace: str) -> str:
         """http://127.0.0.1:<port>/<stage>: where that workspace's REST API is served locally."""

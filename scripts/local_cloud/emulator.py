@@ -23,10 +23,9 @@ import sys
 from pathlib import Path
 from typing import Protocol
 
-import boto3
-
 from local_cloud.dynamodb_front import DynamoDBFront
 from local_cloud.dynamodb_local import DynamoDBLocal
+from local_cloud.endpoints import Endpoints, aws_client
 from local_cloud.processes import HOST, ChildServer, Managed, answers
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +47,9 @@ class AwsEmulator(Protocol):
     def dynamodb_url(self) -> str: ...
 
     @property
+    def endpoints(self) -> Endpoints: ...
+
+    @property
     def account_id(self) -> str: ...
 
     def start(self, timeout: float = ...) -> None: ...
@@ -57,14 +59,7 @@ class AwsEmulator(Protocol):
 
 def account_of(url: str, region: str = "us-east-1") -> str:
     """The emulator's account, as STS GetCallerIdentity reports it."""
-    sts = boto3.client(
-        "sts",
-        endpoint_url=url,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - the emulator accepts any credentials
-    )
-    return str(sts.get_caller_identity()["Account"])
+    return str(aws_client("sts", url, region).get_caller_identity()["Account"])
 
 
 def moto_server_executable() -> str:
@@ -113,6 +108,10 @@ class MotoEmulator(Managed):
             return self._front.url
         assert self.adopted, "start() first"
         return f"http://{HOST}:{self._dynamodb_port}"
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.url, self.dynamodb_url)
 
     @property
     def account_id(self) -> str:

@@ -37,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from local_cloud.emulator import account_of
+from local_cloud.endpoints import Endpoints
 from local_cloud.processes import HOST, ChildServer, Managed, answers
 from local_cloud.tools import REPO_ROOT, SETUP_HINT, ToolMissing, dynamodb_local_dir, java_home
 
@@ -93,6 +94,10 @@ class LocalStackEmulator(Managed):
     @property
     def dynamodb_url(self) -> str:
         return self.url
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.url, self.url)
 
     @property
     def account_id(self) -> str:

@@ -34,7 +34,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -43,7 +42,7 @@ from local_cloud.api_front import ApiFront
 from local_cloud.artifacts import Artifact, load_manifest
 from local_cloud.discovery import DYNAMODB_STREAM, SQS, FunctionRecord, MappingRecord, Topology, discover
 from local_cloud.dynamodb_stream_poller import DynamoDBStreamPoller
-from local_cloud.endpoints import Endpoints
+from local_cloud.endpoints import Endpoints, aws_client
 from local_cloud.logs import FunctionLogs
 from local_cloud.polling import MappingPoller
 from local_cloud.sqs_poller import SqsPoller
@@ -59,19 +58,6 @@ THROTTLE_WAIT_ENV = "AI_COMMS_LOCAL_THROTTLE_WAIT"
 
 class PackagingError(RuntimeError):
     """A deployed function or layer whose code is not one of the built artifacts."""
-
-
-def aws_client(service: str, endpoint_url: str, region: str, config: Config | None = None) -> Any:
-    # boto3's stubs only accept literal service names; this helper serves several.
-    factory: Any = boto3.client
-    return factory(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - the emulator accepts any credentials
-        config=config,
-    )
 
 
 def unpack(artifact_zip: Path, target: Path, code_sha256: str) -> None:
@@ -154,7 +140,7 @@ class Runner:
 
     def client(self, service: str) -> Any:
         """A client of the local cloud: DynamoDB's at its endpoint, the rest at the emulator."""
-        return aws_client(service, self.endpoints.for_service(service), self.region)
+        return self.endpoints.client(service, self.region)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

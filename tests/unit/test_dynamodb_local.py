@@ -1,13 +1,13 @@
 """DynamoDB Local (a real process on a free port) behind the local cloud's front.
 
 The front answers what DynamoDB Local does not implement (PITR, tags), speaks the emulator's region
-and account in ARNs both ways and forwards everything else untouched. Java and the jar come from
+and account in ARNs both ways and forwards everything else untouched (per-item atomicity through it:
+tests/unit/test_local_cloud.py). Java and the jar come from
 `make setup`; without them these tests fail and say so.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ import pytest
 
 from local_cloud.dynamodb_front import DynamoDBFront
 from local_cloud.dynamodb_local import DynamoDBLocal
-from local_cloud.tools import ToolMissing, dynamodb_local_dir, java_executable
+from local_cloud.tools import ToolMissing
+
+from .local_cloud_support import require_dynamodb_local
 
 ACCOUNT = "210987654321"
 REGION = "eu-west-1"
@@ -25,10 +27,7 @@ REGION = "eu-west-1"
 
 @pytest.fixture(scope="module")
 def dynamodb_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoDBLocal]:
-    try:
-        java_executable(), dynamodb_local_dir()
-    except ToolMissing as missing:
-        pytest.fail(str(missing))
+    require_dynamodb_local()
     with DynamoDBLocal(log_file=tmp_path_factory.mktemp("ddb") / "dynamodb-local.log") as running:
         yield running
 
@@ -136,39 +135,6 @@ def test_point_in_time_recovery_is_kept_per_table(front: DynamoDBFront) -> None:
             TableName="pitr-table",
             PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 99},
         )
-
-
-def test_item_writes_are_atomic_through_the_front(front: DynamoDBFront) -> None:
-    dynamodb = client(front.url)
-    create(dynamodb, "counter-table")
-    winners: list[int] = []
-
-    def writer(index: int) -> None:
-        own = client(front.url)
-        for _ in range(25):
-            own.update_item(
-                TableName="counter-table",
-                Key={"pk": {"S": "one"}},
-                UpdateExpression="ADD hits :one",
-                ExpressionAttributeValues={":one": {"N": "1"}},
-            )
-        try:
-            own.put_item(
-                TableName="counter-table",
-                Item={"pk": {"S": "lease"}, "owner": {"N": str(index)}},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-            winners.append(index)
-        except own.exceptions.ConditionalCheckFailedException:
-            pass
-
-    threads = [threading.Thread(target=writer, args=(index,)) for index in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    item = dynamodb.get_item(TableName="counter-table", Key={"pk": {"S": "one"}}, ConsistentRead=True)["Item"]
-    assert item["hits"] == {"N": "150"} and len(winners) == 1
 
 
 def test_missing_jar_fails_with_the_setup_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,18 +19,17 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import pytest
 
 from local_cloud.artifacts import write_deterministic_zip, write_manifest
 from local_cloud.discovery import DYNAMODB_STREAM, MappingRecord
 from local_cloud.dynamodb_stream_poller import DynamoDBStreamPoller
 from local_cloud.emulator import MotoEmulator
-from local_cloud.endpoints import Endpoints
 from local_cloud.event_filter import InvalidPattern, RecordFilter, matches
 from local_cloud.processes import free_port
 from local_cloud.runner import Runner
-from local_cloud.tools import ToolMissing, dynamodb_local_dir, java_executable
+
+from .local_cloud_support import require_dynamodb_local, wait_for
 
 REGION = "eu-west-1"
 FUNCTION_ARN = "arn:aws:lambda:eu-west-1:000000000000:function:stream-test"
@@ -39,32 +38,13 @@ _names = itertools.count()
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoEmulator]:
-    try:
-        java_executable(), dynamodb_local_dir()
-    except ToolMissing as missing:
-        pytest.fail(str(missing))
+    require_dynamodb_local()
     with MotoEmulator(free_port(), log_dir=tmp_path_factory.mktemp("logs")) as running:
         yield running
 
 
 def client(emulator: MotoEmulator, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=Endpoints(emulator.url, emulator.dynamodb_url).for_service(service),
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
+    return emulator.endpoints.client(service, REGION)
 
 
 def stream_table(emulator: MotoEmulator, view: str = "NEW_AND_OLD_IMAGES") -> tuple[str, str]:
@@ -459,9 +439,7 @@ def test_the_runner_plays_a_stream_mapping_the_emulator_records(
         FilterCriteria={"Filters": [{"Pattern": json.dumps({"eventName": ["INSERT"]})}]},
     )["UUID"]
     work = tmp_path_factory.mktemp("work")
-    runner = Runner(
-        Endpoints(emulator.url, emulator.dynamodb_url), build, work, region=REGION, api_port=0, log_dir=work
-    )
+    runner = Runner(emulator.endpoints, build, work, region=REGION, api_port=0, log_dir=work)
     runner.start()
     try:
         assert runner.topology is not None

@@ -13,19 +13,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from local_cloud.artifacts import write_deterministic_zip, write_manifest
 from local_cloud.emulator import MotoEmulator
-from local_cloud.endpoints import Endpoints
 from local_cloud.processes import free_port
 from local_cloud.runner import PackagingError, Runner
 from local_cloud.worker import Invocation, Throttled
+
+from .local_cloud_support import require_dynamodb_local, wait_for
 
 REGION = "eu-west-1"
 STAGE = "test"
@@ -66,16 +66,6 @@ def lambda_handler(event, context):
 BROKEN_HANDLER = 'raise ImportError("a dependency is missing from the package")\n'
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def http(
     method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
@@ -89,6 +79,7 @@ def http(
 
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoEmulator]:
+    require_dynamodb_local()
     with MotoEmulator(free_port(), log_dir=tmp_path_factory.mktemp("emulator-logs")) as running:
         yield running
 
@@ -125,13 +116,7 @@ class Deployed:
 
 
 def client(emulator: MotoEmulator, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=Endpoints(emulator.url, emulator.dynamodb_url).for_service(service),
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    return emulator.endpoints.client(service, REGION)
 
 
 def add_route(
@@ -227,7 +212,7 @@ def runner(
 ) -> Iterator[Runner]:
     work_dir = tmp_path_factory.mktemp("local")
     running = Runner(
-        Endpoints(emulator.url, emulator.dynamodb_url),
+        emulator.endpoints,
         build_dir,
         work_dir,
         region=REGION,
