@@ -117,7 +117,7 @@ def error_response(content_type: str, status: int, code: str, message: str) -> t
     return xml.encode(), {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}
 
 
-class CallCounter:
+class CallCounter(LoopbackProxy):
     """A proxy on a free loopback port that forwards to `upstream`, counts operations, injects faults."""
 
     def __init__(self, upstream: str, routes: Mapping[str, str] | None = None) -> None:
@@ -129,19 +129,11 @@ class CallCounter:
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._proxy = LoopbackProxy(self._serve, "call-counter")
-
-    @property
-    def url(self) -> str:
-        return self._proxy.url
-
-    def start(self) -> CallCounter:
-        self._proxy.start()
-        return self
+        super().__init__("call-counter")
 
     def stop(self) -> None:
         self._stopping.set()
-        self._proxy.stop()
+        super().stop()
 
     def snapshot(self) -> Counter[str]:
         with self._lock:
@@ -223,7 +215,7 @@ class CallCounter:
 
     # -- the proxy -----------------------------------------------------------------------------------
 
-    def _serve(self, request: Request) -> Answer | None:
+    def serve(self, request: Request) -> Answer | None:
         operation = operation_of(request.headers, request.body)
         with self._lock:
             self.calls[operation] += 1

@@ -14,14 +14,13 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from local_cloud.artifacts import MANIFEST_NAME
-from local_cloud.emulator import DEFAULT_PORT, MotoEmulator
+from local_cloud.emulator import DEFAULT_PORT, EmulatorBase, MotoEmulator
 from local_cloud.endpoints import Endpoints
 from local_cloud.localstack import LocalStackEmulator
-from local_cloud.processes import free_port
+from local_cloud.processes import Stops, free_port
 from local_cloud.runner import DEFAULT_REGION, Runner
 from local_cloud.terraform import Terraform, Workspace
 
@@ -47,7 +46,7 @@ def make_emulator(
     work_dir: Path | None = None,
     reuse: bool = False,
     dynamodb_port: int = 0,
-) -> MotoEmulator | LocalStackEmulator:
+) -> EmulatorBase:
     """The emulator ``kind`` (else ``EMULATOR``) names, with its logs and files under ``work_dir``."""
     log_dir = work_dir / "logs" if work_dir is not None else None
     if emulator_kind(kind) == "localstack":
@@ -66,7 +65,7 @@ def as_workspace(value: WorkspaceLike) -> Workspace:
     return Workspace(name, tfvars, tuple(sorted((extra or {}).items())))
 
 
-class LocalCloud:
+class LocalCloud(Stops):
     """Emulator + Terraform workspaces + runner. Use ``with LocalCloud().start(...) as cloud:``."""
 
     def __init__(
@@ -83,7 +82,7 @@ class LocalCloud:
         self.work_dir = (work_dir or self.root / ".local").resolve()
         self.region = region
         self.terraform = Terraform(self.root / "terraform")
-        self.emulator: MotoEmulator | LocalStackEmulator | None = None
+        self.emulator: EmulatorBase | None = None
         self.runner: Runner | None = None
         self.workspaces: list[Workspace] = []
         self.outputs: dict[str, dict[str, Any]] = {}
@@ -211,12 +210,4 @@ class LocalCloud:
             os.environ["TF_CLI_CONFIG_FILE"] = str(config)
 
     def __enter__(self) -> LocalCloud:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self  # started already: ``with LocalCloud().start(...) as cloud:``

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_cloud.http_proxy import Answer, LoopbackProxy, Request, forward, signing_scope
-from local_cloud.processes import Managed
 
 LOCAL_REGION = "ddblocal"
 LOCAL_ACCOUNT = "000000000000"
@@ -97,7 +96,7 @@ class Refused(Exception):
         self.answer = error_answer(code, message)
 
 
-class DynamoDBFront(Managed):
+class DynamoDBFront(LoopbackProxy):
     """The proxy. ``url`` is the DynamoDB endpoint of the local cloud while it runs."""
 
     def __init__(self, upstream: str, account_id: str, port: int = 0) -> None:
@@ -105,7 +104,7 @@ class DynamoDBFront(Managed):
         self.account_id = account_id
         self._tables: dict[str, TableExtras] = {}
         self._lock = threading.Lock()
-        self._proxy = LoopbackProxy(self._serve, "dynamodb-front", port)
+        super().__init__("dynamodb-front", port)
         self._own: dict[str, Callable[[Request, dict[str, Any]], dict[str, Any]]] = {
             "TagResource": self._tag_resource,
             "UntagResource": self._untag_resource,
@@ -117,20 +116,9 @@ class DynamoDBFront(Managed):
         account = re.escape(account_id.encode())
         self._request_arn = re.compile(rb"arn:aws:dynamodb:[a-z0-9-]+:" + account + rb":")
 
-    @property
-    def url(self) -> str:
-        return self._proxy.url
-
-    def start(self) -> DynamoDBFront:
-        self._proxy.start()
-        return self
-
-    def stop(self) -> None:
-        self._proxy.stop()
-
     # -- the proxy ---------------------------------------------------------------------------------
 
-    def _serve(self, request: Request) -> Answer:
+    def serve(self, request: Request) -> Answer:
         target = request.headers.get("X-Amz-Target", "")
         api, _, operation = target.partition(".")
         region = signing_scope(request.headers)[0] or LOCAL_REGION

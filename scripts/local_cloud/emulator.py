@@ -1,6 +1,6 @@
 """The AWS emulators of the local cloud, each a set of child processes on loopback.
 
-Two, chosen with ``EMULATOR`` (``moto``, the default, or ``localstack``; see
+Two (``EmulatorBase``), chosen with ``EMULATOR`` (``moto``, the default, or ``localstack``; see
 local_cloud.cloud.make_emulator), with one interface:
 ``start`` (bounded readiness), ``stop``, ``url`` (every AWS endpoint but DynamoDB),
 ``dynamodb_url`` (DynamoDB and DynamoDB Streams), ``account_id`` (read from STS, never assumed),
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Protocol
 
 from local_cloud.dynamodb_front import DynamoDBFront
 from local_cloud.dynamodb_local import DynamoDBLocal
@@ -33,28 +32,6 @@ DEFAULT_PORT = 5000
 MOTO_SERVER = Path(__file__).with_name("moto_stream_mappings.py")
 # moto's own control API: answers once every service is importable.
 _PROBE_PATH = "/moto-api/data.json"
-
-
-class AwsEmulator(Protocol):
-    """What LocalCloud, the runner and the tests need of an emulator."""
-
-    name: str
-    port: int
-    url: str
-    adopted: bool
-
-    @property
-    def dynamodb_url(self) -> str: ...
-
-    @property
-    def endpoints(self) -> Endpoints: ...
-
-    @property
-    def account_id(self) -> str: ...
-
-    def start(self, timeout: float = ...) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 def account_of(url: str, region: str = "us-east-1") -> str:
@@ -75,7 +52,42 @@ def is_listening(url: str, timeout: float = 0.5) -> bool:
     return answers(url + _PROBE_PATH, timeout)
 
 
-class MotoEmulator(Managed):
+class EmulatorBase(Managed):
+    """What LocalCloud, the runner and the tests need of an emulator, and what every one shares."""
+
+    name = ""
+
+    def __init__(self, port: int, reuse: bool = False) -> None:
+        self.port = port
+        self.url = f"http://{HOST}:{port}"
+        self._reuse = reuse
+        self._account_id: str | None = None
+        self.adopted = False
+        """True when ``start`` found the emulator running and took it over (``reuse``)."""
+
+    @property
+    def dynamodb_url(self) -> str:
+        """DynamoDB and DynamoDB Streams; ``url`` unless the emulator serves them elsewhere."""
+        return self.url
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self.url, self.dynamodb_url)
+
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            self._account_id = account_of(self.url)
+        return self._account_id
+
+    def start(self, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class MotoEmulator(EmulatorBase):
     """moto_server + DynamoDB Local + the DynamoDB front; or adopt a running set (``reuse``).
 
     ``dynamodb_port`` fixes the front's port (0: a free one); adopting needs it, since the adopted
@@ -91,16 +103,12 @@ class MotoEmulator(Managed):
         reuse: bool = False,
         dynamodb_port: int = 0,
     ) -> None:
-        self.port = port
-        self.url = f"http://{HOST}:{port}"
+        super().__init__(port, reuse)
         self._log_dir = log_dir
-        self._reuse = reuse
         self._dynamodb_port = dynamodb_port
         self._moto = ChildServer("moto_server", log_dir / "emulator.log" if log_dir else None)
         self._dynamodb: DynamoDBLocal | None = None
         self._front: DynamoDBFront | None = None
-        self._account_id: str | None = None
-        self.adopted = False
 
     @property
     def dynamodb_url(self) -> str:
@@ -108,16 +116,6 @@ class MotoEmulator(Managed):
             return self._front.url
         assert self.adopted, "start() first"
         return f"http://{HOST}:{self._dynamodb_port}"
-
-    @property
-    def endpoints(self) -> Endpoints:
-        return Endpoints(self.url, self.dynamodb_url)
-
-    @property
-    def account_id(self) -> str:
-        if self._account_id is None:
-            self._account_id = account_of(self.url)
-        return self._account_id
 
     def start(self, timeout: float = 30.0) -> None:
         """Return once moto and DynamoDB answer; raise if either exits or stays silent past ``timeout``."""

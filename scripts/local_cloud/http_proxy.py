@@ -10,11 +10,13 @@ from __future__ import annotations
 import http.client
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
+
+from local_cloud.processes import Managed
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
@@ -66,18 +68,14 @@ def forward(
         connection.close()
 
 
-Handle = Callable[[Request], Answer | None]
+class LoopbackProxy(Managed):
+    """A ThreadingHTTPServer on 127.0.0.1 (port 0: a free one) calling ``serve`` for every request.
 
-
-class LoopbackProxy:
-    """A ThreadingHTTPServer on 127.0.0.1 (port 0: a free one) calling ``handle`` for every request.
-
-    ``handle`` returns the answer, or None when the client should get none (it is gone, or the
-    proxy is stopping).
+    Subclasses implement ``serve``: the answer, or None when the client should get none (it is
+    gone, or the proxy is stopping).
     """
 
-    def __init__(self, handle: Handle, name: str, port: int = 0) -> None:
-        self._handle = handle
+    def __init__(self, name: str, port: int = 0) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
@@ -86,12 +84,16 @@ class LoopbackProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def start(self) -> None:
+    def start(self) -> Self:
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def serve(self, request: Request) -> Answer | None:
+        raise NotImplementedError
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -101,7 +103,7 @@ class LoopbackProxy:
 
             def _serve(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer = proxy._handle(Request(self.command, self.path, self.headers, body))
+                answer = proxy.serve(Request(self.command, self.path, self.headers, body))
                 if answer is None:
                     self.close_connection = True
                     return

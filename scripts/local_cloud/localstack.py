@@ -36,9 +36,8 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from local_cloud.emulator import account_of
-from local_cloud.endpoints import Endpoints
-from local_cloud.processes import HOST, ChildServer, Managed, answers
+from local_cloud.emulator import EmulatorBase
+from local_cloud.processes import HOST, ChildServer, answers
 from local_cloud.tools import REPO_ROOT, SETUP_HINT, ToolMissing, dynamodb_local_dir, java_home
 
 LOG = logging.getLogger(__name__)
@@ -77,33 +76,15 @@ def prepare_filesystem(root: Path) -> None:
     (libs / "java" / "21").symlink_to(java_home(), target_is_directory=True)
 
 
-class LocalStackEmulator(Managed):
+class LocalStackEmulator(EmulatorBase):
     """Start LocalStack on ``port`` with its filesystem in ``work_dir``; or adopt one (``reuse``)."""
 
     name = "localstack"
 
     def __init__(self, port: int, work_dir: Path, log_dir: Path | None = None, reuse: bool = False) -> None:
-        self.port = port
-        self.url = f"http://{HOST}:{port}"
+        super().__init__(port, reuse)
         self.work_dir = work_dir
-        self._reuse = reuse
         self._server = ChildServer("LocalStack", log_dir / "localstack.log" if log_dir else None)
-        self._account_id: str | None = None
-        self.adopted = False
-
-    @property
-    def dynamodb_url(self) -> str:
-        return self.url
-
-    @property
-    def endpoints(self) -> Endpoints:
-        return Endpoints(self.url, self.url)
-
-    @property
-    def account_id(self) -> str:
-        if self._account_id is None:
-            self._account_id = account_of(self.url)
-        return self._account_id
 
     def environment(self) -> dict[str, str]:
         """Only what LocalStack needs: nothing of the caller's AWS settings or home directory."""

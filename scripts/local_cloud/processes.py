@@ -42,18 +42,11 @@ def answers(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-class Managed:
-    """``with X(...) as x:`` for the local cloud's servers: ``start`` on entry, ``stop`` on exit."""
-
-    def start(self) -> object:
-        raise NotImplementedError
+class Stops:
+    """``with x:`` ends in ``x.stop()``, whatever happened inside."""
 
     def stop(self) -> None:
         raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
     def __exit__(
         self,
@@ -62,6 +55,17 @@ class Managed:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class Managed(Stops):
+    """``with X(...) as x:`` for the local cloud's servers: ``start`` on entry, ``stop`` on exit."""
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
 
 class ChildServer:
