@@ -21,6 +21,8 @@ What it takes to run there, each measured:
   and fails. ``PROVIDER_OVERRIDE_DYNAMODBSTREAMS=v2`` serves streams from DynamoDB Local itself.
 * EventBridge: ``StartReplay`` of a non-empty archive answers 500 in 2026.3.0; the plugin's
   ``fix_start_replay`` hook patches it (scripts/localstack_host/localstack_host/replay.py).
+* The gateway: 2026.3.0's twisted server binds IPv4 listeners to every interface whatever host
+  ``GATEWAY_LISTEN`` names; the plugin's ``bind_gateway_to_listen_host`` hook binds 127.0.0.1.
 
 Other settings: no DNS server, no certificate download, no telemetry or analytics events, path
 style SQS queue URLs, DynamoDB in memory, and a cache dir of its own (LocalStack caches its plugin

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
+
+
+def listening_hosts() -> dict[str, list[str]]:
+    """Where the twisted gateway binds 127.0.0.1:<port>, before and after the loopback hook."""
+    from localstack.config import HostAndPort
+    from localstack.runtime.server.twisted import TwistedRuntimeServer
+    from localstack_host import loopback
+    from rolo.gateway import Gateway
+    from twisted.internet import reactor, tcp
+
+    def register() -> list[str]:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        # listenTCP binds at once; the reactor never runs here.
+        TwistedRuntimeServer().register(Gateway(), [HostAndPort("127.0.0.1", port)])
+        readers = [r for r in reactor.getReaders() if isinstance(r, tcp.Port)]
+        return [r.getHost().host for r in readers if r.getHost().port == port]
+
+    before = register()
+    loopback.apply()
+    return {"before": before, "after": register()}
 
 
 def main() -> None:
@@ -32,6 +55,8 @@ def main() -> None:
     except LambdaRuntimeException as refused:
         found["start"] = str(refused)
     found["hook_registered"] = on_infra_start.manager.exists("fix_start_replay")
+    found["bind_hook_registered"] = on_infra_start.manager.exists("bind_gateway_to_listen_host")
+    found["gateway_binds"] = listening_hosts()
 
     archived = {"source": "s", "detail-type": "d", "detail": {}, "time": "2026-01-02T03:04:05Z"}
     fake_replay = SimpleNamespace(

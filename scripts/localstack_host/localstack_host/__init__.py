@@ -1,4 +1,4 @@
-"""LocalStack on the host, without Docker, for the local cloud: two plugins of this project.
+"""LocalStack on the host, without Docker, for the local cloud: three plugins of this project.
 
 * ``record-only`` Lambda runtime executor (``LAMBDA_RUNTIME_EXECUTOR=record-only``): LocalStack ships
   only a Docker executor, so without Docker no function reaches ``Active`` and ``terraform apply``
@@ -9,6 +9,9 @@
   with events answers 500 (``replace() takes at least 2 positional arguments``) because the
   replayed entries carry the archived event's ``time`` as a string where ``PutEvents`` expects a
   datetime. The hook converts it.
+* ``bind_gateway_to_listen_host`` (an ``on_infra_start`` hook): the twisted gateway binds its IPv4
+  listeners to every interface whatever host ``GATEWAY_LISTEN`` names; the hook binds the named
+  host (127.0.0.1 for the local cloud), so the emulator is not reachable from the network.
 
 Both patch LocalStack internals, so they are pinned to the one version they were written against
 and refuse to load under any other.
