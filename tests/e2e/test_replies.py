@@ -139,15 +139,19 @@ def test_only_the_runner_receives_from_the_queues_it_plays(chat: Chat) -> None:
     [sid] = chat.says("who receives this?")
     chat.wait_replies(1)
 
-    records = [
-        record
-        for event, _ in list(runner.history)
-        if isinstance(event, dict)
-        for record in event.get("Records", [])
-        if sid in record.get("body", "")
-    ]
+    def records() -> list[dict[str, Any]]:
+        return [
+            record
+            for event, _ in list(runner.history)
+            if isinstance(event, dict)
+            for record in event.get("Records", [])
+            if sid in record.get("body", "")
+        ]
+
+    # The runner records the event when the invocation returns, after the reply went out.
+    chat.stack.wait_for(records, REPLY_WAIT)
     # Delayed by the debounce window, then received once: by the runner's poller.
-    assert [r["attributes"]["ApproximateReceiveCount"] for r in records] == ["1"]
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in records()] == ["1"]
 
 
 def test_five_messages_in_two_seconds_get_one_ai_call_and_one_reply(chat: Chat) -> None:
