@@ -23,6 +23,9 @@ What it takes to run there, each measured:
   ``fix_start_replay`` hook patches it (scripts/localstack_host/localstack_host/replay.py).
 * The gateway: 2026.3.0's twisted server binds IPv4 listeners to every interface whatever host
   ``GATEWAY_LISTEN`` names; the plugin's ``bind_gateway_to_listen_host`` hook binds 127.0.0.1.
+* Files: S3 objects (Lambda's copies of the code) would go to a ``/tmp`` folder every LocalStack on
+  the host shares (the ``keep_s3_storage_in_filesystem_root`` hook moves them under the work dir),
+  and DynamoDB Local's JVM unpacks a native library into ``java.io.tmpdir`` (set to the work dir).
 
 Other settings: no DNS server, no certificate download, no telemetry or analytics events, path
 style SQS queue URLs, DynamoDB in memory, and a cache dir of its own (LocalStack caches its plugin
@@ -108,6 +111,8 @@ class LocalStackEmulator(EmulatorBase):
             "LAMBDA_RUNTIME_EXECUTOR": EXECUTOR,
             "PROVIDER_OVERRIDE_DYNAMODBSTREAMS": "v2",
             "DYNAMODB_IN_MEMORY": "1",
+            # Its DynamoDB Local JVM unpacks a native library into java.io.tmpdir: keep it here.
+            "JAVA_TOOL_OPTIONS": f"-Djava.io.tmpdir={self.work_dir / 'tmp'}",
         }
 
     def start(self, timeout: float = START_TIMEOUT) -> None:

@@ -57,6 +57,14 @@ def main() -> None:
     found["hook_registered"] = on_infra_start.manager.exists("fix_start_replay")
     found["bind_hook_registered"] = on_infra_start.manager.exists("bind_gateway_to_listen_host")
     found["gateway_binds"] = listening_hosts()
+    found["s3_hook_registered"] = on_infra_start.manager.exists("keep_s3_storage_in_filesystem_root")
+    from localstack import config
+    from localstack.services.s3 import provider
+    from localstack_host import storage
+
+    before = provider.DEFAULT_S3_TMP_DIR
+    storage.apply()
+    found["s3_storage"] = {"before": before, "after": provider.DEFAULT_S3_TMP_DIR, "tmp": config.dirs.tmp}
 
     archived = {"source": "s", "detail-type": "d", "detail": {}, "time": "2026-01-02T03:04:05Z"}
     fake_replay = SimpleNamespace(

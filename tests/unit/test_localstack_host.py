@@ -4,7 +4,8 @@ LocalStack runs under Python 3.13 from .venv-localstack (`make setup`), so the c
 localstack_host_check.py, through LocalStack's own plugin managers: the record-only executor is
 registered and refuses to run a function, the replay hook is registered and turns each of the three
 failing steps of StartReplay 2026.3.0 into a working one, the loopback hook binds the gateway to
-GATEWAY_LISTEN's host instead of every interface, and they refuse any other LocalStack.
+GATEWAY_LISTEN's host instead of every interface, the storage hook keeps S3 objects under
+LocalStack's own folder, and they refuse any other LocalStack.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def test_start_replay_steps_fail_without_the_hook_and_work_with_it(found: dict[s
 def test_the_gateway_listens_on_its_listen_host_only_with_the_hook(found: dict[str, Any]) -> None:
     assert found["bind_hook_registered"]
     assert found["gateway_binds"] == {"before": ["0.0.0.0"], "after": ["127.0.0.1"]}
+
+
+def test_s3_objects_stay_under_the_filesystem_root_with_the_hook(found: dict[str, Any]) -> None:
+    assert found["s3_hook_registered"]
+    storage = found["s3_storage"]
+    assert storage["before"] == "/tmp/localstack-s3-storage"
+    assert storage["after"] == storage["tmp"] + "/s3-storage"
 
 
 def test_plugins_refuse_any_other_localstack_version(found: dict[str, Any]) -> None:

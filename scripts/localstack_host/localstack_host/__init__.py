@@ -1,4 +1,4 @@
-"""LocalStack on the host, without Docker, for the local cloud: three plugins of this project.
+"""LocalStack on the host, without Docker, for the local cloud: four plugins of this project.
 
 * ``record-only`` Lambda runtime executor (``LAMBDA_RUNTIME_EXECUTOR=record-only``): LocalStack ships
   only a Docker executor, so without Docker no function reaches ``Active`` and ``terraform apply``
@@ -12,6 +12,9 @@
 * ``bind_gateway_to_listen_host`` (an ``on_infra_start`` hook): the twisted gateway binds its IPv4
   listeners to every interface whatever host ``GATEWAY_LISTEN`` names; the hook binds the named
   host (127.0.0.1 for the local cloud), so the emulator is not reachable from the network.
+* ``keep_s3_storage_in_filesystem_root`` (an ``on_infra_start`` hook): S3 objects (Lambda's code
+  among them) go under this LocalStack's own temporary folder, not a ``/tmp`` folder every
+  LocalStack on the host shares.
 
 Both patch LocalStack internals, so they are pinned to the one version they were written against
 and refuse to load under any other.
