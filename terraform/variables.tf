@@ -21,6 +21,12 @@ variable "aws_endpoint_url" {
   default     = null
 }
 
+variable "aws_dynamodb_endpoint_url" {
+  description = "DynamoDB endpoint of the emulator when it is not aws_endpoint_url (the local cloud's DynamoDB Local front under moto). Null uses aws_endpoint_url."
+  type        = string
+  default     = null
+}
+
 variable "channels" {
   description = "Channels speaking the Twilio webhook format, by name (also the webhook path \"/<name>\"): debounce delay of the AI reply queue and the address prefix Twilio uses (\"whatsapp:\")."
   type = map(object({

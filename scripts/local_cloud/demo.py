@@ -114,7 +114,9 @@ def describe(
         }
     first: dict[str, Any] = next(iter(workspaces.values()), {})
     described: dict[str, Any] = {
+        "emulator": cloud.emulator_kind,
         "emulator_url": cloud.endpoint_url,
+        "dynamodb_url": cloud.dynamodb_endpoint_url,
         "api_base_url": first.get("api_base_url"),
         "webhook_urls": first.get("webhook_urls", {}),
         "initiate_url": first.get("initiate_url"),

@@ -48,6 +48,12 @@ def _target_options() -> argparse.ArgumentParser:
         help="AWS endpoint, e.g. the local cloud's emulator (env AWS_ENDPOINT_URL)",
     )
     group.add_argument(
+        "--dynamodb-endpoint-url",
+        default=argparse.SUPPRESS,
+        help="DynamoDB endpoint when it is not --endpoint-url, e.g. the local cloud's DynamoDB Local "
+        "(env AWS_ENDPOINT_URL_DYNAMODB)",
+    )
+    group.add_argument(
         "--outputs",
         metavar="FILE",
         default=argparse.SUPPRESS,
@@ -659,6 +665,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             getattr(args, "region", None),
             getattr(args, "endpoint_url", None),
             getattr(args, "outputs", None),
+            getattr(args, "dynamodb_endpoint_url", None),
         )
         handler: Handler = args.handler
         return handler(target, args, out)

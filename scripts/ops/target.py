@@ -3,7 +3,8 @@
 Names come from `terraform output -json` when given (`--outputs`), which stays right even if the
 root module renames something; otherwise they are derived from the naming contract
 "<name_prefix>-<workspace>-...", so an operator needs nothing but the workspace name. The same code
-reaches real AWS or the local cloud: only the endpoint URL differs.
+reaches real AWS or the local cloud: only the endpoint URLs differ (the local cloud serves DynamoDB at
+an endpoint of its own, `--dynamodb-endpoint-url`, when its emulator is moto).
 """
 
 import json
@@ -44,6 +45,7 @@ class Target:
     region: str | None = None
     endpoint_url: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    dynamodb_endpoint_url: str | None = None
 
     @classmethod
     def resolve(
@@ -53,6 +55,7 @@ class Target:
         region: str | None,
         endpoint_url: str | None,
         outputs_file: str | None,
+        dynamodb_endpoint_url: str | None = None,
     ) -> "Target":
         outputs = read_outputs(outputs_file) if outputs_file else {}
         workspace = workspace or os.environ.get(WORKSPACE_ENV) or outputs.get("workspace")
@@ -67,6 +70,9 @@ class Target:
             or outputs.get("region"),
             endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
             outputs=outputs,
+            dynamodb_endpoint_url=(
+                dynamodb_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
+            ),
         )
 
     @property
@@ -125,10 +131,15 @@ class Target:
     def _session(self) -> Any:
         return boto3.session.Session(region_name=self.region)
 
+    def endpoint_for(self, service: str) -> str | None:
+        if service in ("dynamodb", "dynamodbstreams") and self.dynamodb_endpoint_url:
+            return self.dynamodb_endpoint_url
+        return self.endpoint_url
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self._session.client(
-                service, endpoint_url=self.endpoint_url, config=_CONFIG
+                service, endpoint_url=self.endpoint_for(service), config=_CONFIG
             )
         return self._clients[service]
 

@@ -277,8 +277,10 @@ def test_a_run_longer_than_the_visibility_timeout_is_processed_once(stack: Stack
             if e["detail"]["conversation_id"] == answer["conversation_id"]
         ]
 
-    # The runner records an invocation when it returns, a moment after Twilio has the message.
+    # The send is not the end of the run: the runner records a delivery when its invocation returns
+    # (after the final write). Then wait two more visibility timeouts, so a redelivery would show.
     stack.wait_for(deliveries, SEND_WAIT)
+    time.sleep(4)
     assert len(deliveries()) == 1
     assert record(stack, tel, answer["conversation_id"])["template_sid"] == message["sid"]
 
