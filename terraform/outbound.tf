@@ -128,6 +128,7 @@ module "channel_sender" {
     TWILIO_TIMEOUT_SECONDS  = "10"
     MAX_RECEIVES            = "3"
     RETRY_BASE_SECONDS      = tostring(var.reply_retry_base_seconds)
+    TENANT_PAUSE_SECONDS    = tostring(var.tenant_pause_seconds)
     # The template's StatusCallback: POST <public base>/<channel>/status.
     PUBLIC_BASE_URL = local.public_base_url
   })

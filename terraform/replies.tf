@@ -45,6 +45,7 @@ module "reply_processor" {
     OPENAI_TIMEOUT_SECONDS     = tostring(var.openai_timeout_seconds)
     OPENAI_MAX_RETRIES         = tostring(var.openai_max_retries)
     RETRY_BASE_SECONDS         = tostring(var.reply_retry_base_seconds)
+    TENANT_PAUSE_SECONDS       = tostring(var.tenant_pause_seconds)
     HEARTBEAT_INTERVAL_SECONDS = "10"
     VISIBILITY_EXTEND_SECONDS  = tostring(local.ai_reply_visibility_timeout_seconds)
     HANDOFF_TOPIC_ARN          = aws_sns_topic.handoff_notices.arn

@@ -129,9 +129,12 @@ class LocalCloud(Stops):
         Port 0 picks a free port (tests run beside ``make local`` without clashing);
         ``dynamodb_port`` is the DynamoDB front's on moto (LocalStack serves DynamoDB on its port).
         """
+        # The runner serves the API on this port; chosen before the apply so each workspace knows its
+        # public URL (the senders' StatusCallback, the URL Twilio signs), as API Gateway's would be.
+        api_port = api_port or free_port()
         # Terraform deploys the same artifacts the runner will check the deployed hashes against.
         self.workspaces = [
-            replace(w, extra_vars=(*w.extra_vars, ("build_dir", str(self.build_dir))))
+            replace(w, extra_vars=(*w.extra_vars, *self._local_vars(w, api_port)))
             for w in map(as_workspace, workspaces)
         ]
         if not (self.build_dir / MANIFEST_NAME).is_file():
@@ -202,6 +205,13 @@ class LocalCloud(Stops):
                 # The resources died with the emulator; stale state would only confuse the next apply.
                 for workspace in self.workspaces:
                     self.terraform.forget(workspace.name)
+
+    def _local_vars(self, workspace: Workspace, api_port: int) -> list[tuple[str, str]]:
+        local = [("build_dir", str(self.build_dir))]
+        if not any(name == "public_base_url" for name, _ in workspace.extra_vars):
+            # The stage is named after the workspace (terraform/main.tf), served by the runner's front.
+            local.append(("public_base_url", f"http://127.0.0.1:{api_port}/{workspace.name}"))
+        return local
 
     def _default_cli_config(self) -> None:
         # `make` exports TF_CLI_CONFIG_FILE; a direct `python -m local_cloud` should find the same file.

@@ -229,7 +229,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workspaces = [
         # Short retry backoff: the fault suite waits for SQS retries and DLQ moves.
         Workspace(
-            MAIN, "local.tfvars", (("channels", E2E_CHANNELS), ("reply_retry_base_seconds", "2"), *fakes)
+            MAIN,
+            "local.tfvars",
+            (
+                ("channels", E2E_CHANNELS),
+                ("reply_retry_base_seconds", "2"),
+                ("tenant_pause_seconds", "5"),
+                *fakes,
+            ),
         ),
         Workspace(SIDE, "local.tfvars", (("api_binary_media_types", '["*/*"]'), *fakes)),
     ]

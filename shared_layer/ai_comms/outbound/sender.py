@@ -177,7 +177,7 @@ class ChannelSender:
         self._sender = sender
         self._records = OutboundRecords(dynamodb, settings.conversations_table, settings.messages_table)
         self._consent = ConsentRepository(dynamodb, settings.consent_table)
-        self._gate = PauseGate(TenantPauses(dynamodb, settings.company_table))
+        self._gate = PauseGate(TenantPauses(dynamodb, settings.company_table, settings.tenant_pause_seconds))
         self._sqs = sqs
         self._ai = ai
         self._twilio = twilio

@@ -80,7 +80,7 @@ class ReplyService:
         publisher = EventPublisher(events, base.event_bus_name)
         messages = MessageRepository(dynamodb, base.messages_table)
         consent = ConsentRepository(dynamodb, base.consent_table)
-        gate = PauseGate(TenantPauses(dynamodb, base.company_table))
+        gate = PauseGate(TenantPauses(dynamodb, base.company_table, base.tenant_pause_seconds))
         self._decider = ReplyDecider(settings, self._records, messages, consent, configs, publisher, ai, gate)
         self._delivery = ReplyDelivery(
             settings, self._records, consent, configs, publisher, twilio, gate, sns

@@ -137,8 +137,8 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #status = :sending, send_claim_id = :id, send_claim_until = :until, updated_at = :now "
-                    "ADD send_attempts :one"
+                    "SET #status = :sending, send_claim_id = :id, send_claim_until = :until, "
+                    "updated_at = :now ADD send_attempts :one"
                 ),
                 ConditionExpression=(
                     "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND " + CLAIM[0]

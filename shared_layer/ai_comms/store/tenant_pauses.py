@@ -4,7 +4,8 @@ conversations one by one.
 
 One small item per paused project in the company-data table (partition ``pause#<company>``, sort
 key the project; never read by a project listing): until when it is paused, why, and how many
-pauses in a row. Each pause doubles the last, from one minute to fifteen. Work that finds the
+pauses in a row. Each pause doubles the last, from ``first_seconds`` (one minute by default) to
+fifteen minutes. Work that finds the
 project paused waits for the pause to end without calling the vendor; the first attempt after it
 ends is the probe: its success lifts the pause, its failure pauses again for longer.
 """
@@ -32,9 +33,10 @@ class Pause:
 
 
 class TenantPauses:
-    def __init__(self, dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: Any, table: str, first_seconds: int = FIRST_PAUSE_SECONDS) -> None:
         self._db = dynamodb
         self._table = table
+        self._first_seconds = first_seconds
 
     @staticmethod
     def key(company_id: str, project_id: str) -> dict[str, Any]:
@@ -50,7 +52,7 @@ class TenantPauses:
         """Pause (or pause again, for twice as long); the pause as stored now."""
         current = self.get(company_id, project_id)
         count = (current.count if current else 0) + 1
-        seconds = min(FIRST_PAUSE_SECONDS * 2 ** (count - 1), LONGEST_PAUSE_SECONDS)
+        seconds = min(self._first_seconds * 2 ** (count - 1), LONGEST_PAUSE_SECONDS)
         until = now_ms + seconds * 1000
         try:
             answer = self._db.update_item(
