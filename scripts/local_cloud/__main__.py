@@ -95,6 +95,9 @@ def up(args: argparse.Namespace) -> int:
             print(f"initiate:   {described['initiate_url']} (x-api-key in endpoints.json)", flush=True)
         print(f"endpoints:  {endpoints}", flush=True)
         print("try:        .venv/bin/python scripts/send_webhook.py 'Hi, where is my order?'", flush=True)
+        demo_tel = (described.get("demo") or {}).get("customer_tel")
+        if demo_tel:
+            print(f"then:       .venv/bin/python -m ops --local conversation show {demo_tel}", flush=True)
         print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C to stop", flush=True)
         while not stopping.wait(1.0):
             pass

@@ -54,6 +54,12 @@ def _target_options() -> argparse.ArgumentParser:
         "(env AWS_ENDPOINT_URL_DYNAMODB)",
     )
     group.add_argument(
+        "--local",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="the local cloud `make local` runs, from .local/endpoints.json (no other option needed)",
+    )
+    group.add_argument(
         "--outputs",
         metavar="FILE",
         default=argparse.SUPPRESS,
@@ -659,14 +665,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
-        target = Target.resolve(
-            getattr(args, "workspace", None),
-            getattr(args, "name_prefix", None),
-            getattr(args, "region", None),
-            getattr(args, "endpoint_url", None),
-            getattr(args, "outputs", None),
-            getattr(args, "dynamodb_endpoint_url", None),
-        )
+        if getattr(args, "local", False):
+            target = Target.local(getattr(args, "workspace", None))
+        else:
+            target = Target.resolve(
+                getattr(args, "workspace", None),
+                getattr(args, "name_prefix", None),
+                getattr(args, "region", None),
+                getattr(args, "endpoint_url", None),
+                getattr(args, "outputs", None),
+                getattr(args, "dynamodb_endpoint_url", None),
+            )
         handler: Handler = args.handler
         return handler(target, args, out)
     except OpsError as error:

@@ -21,6 +21,9 @@ from ops.errors import UsageError
 
 DEFAULT_NAME_PREFIX = "ai-comms"
 WORKSPACE_ENV = "AI_COMMS_WORKSPACE"
+# Where `make local` says where everything is (local_cloud.demo.write_endpoints).
+LOCAL_ENDPOINTS = Path(__file__).resolve().parents[2] / ".local" / "endpoints.json"
+LOCAL_ENDPOINTS_ENV = "AI_COMMS_LOCAL_ENDPOINTS"
 
 # Operators wait for answers, but a hung endpoint must not hang a script: bounded, with the SDK's
 # standard retries for throttling.
@@ -73,6 +76,31 @@ class Target:
             dynamodb_endpoint_url=(
                 dynamodb_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
             ),
+        )
+
+    @classmethod
+    def local(cls, workspace: str | None, path: str | None = None) -> "Target":
+        """The local cloud `make local` runs, from its endpoints file: no region, endpoint or key needed
+        (the emulator takes any credentials; the defaults below are used only when none are set)."""
+        where = Path(path or os.environ.get(LOCAL_ENDPOINTS_ENV) or LOCAL_ENDPOINTS)
+        try:
+            described = json.loads(where.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise UsageError(
+                f"no local cloud described at {where} ({error}): run `make local` first"
+            ) from error
+        workspaces = described.get("workspaces") or {}
+        name = workspace or next(iter(workspaces), None)
+        if not name or name not in workspaces:
+            raise UsageError(f"workspace {name!r} is not one the local cloud runs: {sorted(workspaces)}")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        return cls(
+            workspace=name,
+            region=described.get("region") or "eu-west-1",
+            endpoint_url=described.get("emulator_url"),
+            outputs=workspaces[name].get("outputs") or {},
+            dynamodb_endpoint_url=described.get("dynamodb_url"),
         )
 
     @property

@@ -31,6 +31,7 @@ from ai_comms.store.messages import MessageRepository, outbound_position
 from ai_comms.store.tenants import TenantRepository
 from ops import dlq, replay
 from ops.__main__ import main
+from ops.errors import UsageError
 from ops.progress import Progress
 from ops.table import age, render
 from ops.target import Target
@@ -951,3 +952,25 @@ def test_consent_set_show_and_export(env: Env, tmp_path: Path) -> None:
         "asked to hear from us again",
     ]
     assert {row["customer_address"] for row in exported} == {"whatsapp:" + CUSTOMER}
+
+
+def test_local_finds_the_local_cloud_from_its_endpoints_file(tmp_path: Path) -> None:
+    described = {
+        "emulator_url": "http://127.0.0.1:5123",
+        "dynamodb_url": "http://127.0.0.1:8123",
+        "region": "eu-west-1",
+        "workspaces": {"local": {"outputs": {"name": "ai-comms-local", "tables": {"consent": "c-table"}}}},
+    }
+    path = tmp_path / "endpoints.json"
+    path.write_text(json.dumps(described))
+    target = Target.local(None, str(path))
+    assert (target.workspace, target.endpoint_url, target.dynamodb_endpoint_url) == (
+        "local",
+        "http://127.0.0.1:5123",
+        "http://127.0.0.1:8123",
+    )
+    assert target.consent_table == "c-table" and target.messages_table == "ai-comms-local-messages"
+    with pytest.raises(UsageError, match="make local"):
+        Target.local(None, str(tmp_path / "missing.json"))
+    with pytest.raises(UsageError, match="not one the local cloud runs"):
+        Target.local("prod", str(path))
