@@ -29,7 +29,7 @@ from local_cloud.processes import HOST, ChildServer, Managed, answers
 
 LOG = logging.getLogger(__name__)
 DEFAULT_PORT = 5000
-MOTO_SERVER = Path(__file__).with_name("moto_stream_mappings.py")
+MOTO_SERVER = Path(__file__).with_name("moto_server.py")
 # moto's own control API: answers once every service is importable.
 _PROBE_PATH = "/moto-api/data.json"
 

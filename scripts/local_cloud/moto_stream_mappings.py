@@ -13,18 +13,16 @@ batch size, ``StartingPosition`` and every other setting kept), only not attache
 which would never see a write anyway. moto never runs a mapping (no Docker); the local runner reads
 this record and plays it against DynamoDB Local (local_cloud.dynamodb_stream_poller).
 
-Run as ``python moto_stream_mappings.py -H 127.0.0.1 -p 5000`` (the arguments of ``moto_server``).
+Applied by local_cloud.moto_server, the emulator's entry point.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from typing import Any
 
 from moto.awslambda.models import EventSourceMapping, LambdaBackend
 from moto.dynamodbstreams.models import dynamodbstreams_backends
-from moto.server import main
 
 STREAM_ARN = re.compile(r"arn:aws:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]{3,255}/stream/[^/]+")
 _create = LambdaBackend.create_event_source_mapping
@@ -54,8 +52,3 @@ def create_event_source_mapping(self: LambdaBackend, spec: dict[str, Any]) -> Ev
 
 def patch() -> None:
     LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
-
-
-if __name__ == "__main__":
-    patch()
-    main(sys.argv[1:])

@@ -109,7 +109,8 @@ class Terraform:
                 LOG.info("%s %s", prefix, line.rstrip())
         code = process.wait()
         if code != 0:
-            tail = "".join(lines[-40:]) if capture else ""
+            # The error blocks are at the end; the log already holds the rest.
+            tail = "".join(lines[-40:])
             raise TerraformError(
                 f"terraform {args[0]} failed for workspace {workspace} (exit {code})\n{tail}"
             )
