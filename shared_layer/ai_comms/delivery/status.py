@@ -36,7 +36,7 @@ from ai_comms.models.conversation import Conversation
 from ai_comms.models.delivery import OUTSIDE_WINDOW, StatusCallback
 from ai_comms.models.events import DeliveryFailed, HandoffRequested, ReplyWindowClosed
 from ai_comms.providers import aws_clients
-from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.conversations import TENANT_STATUS_SET, ConversationRepository, TenantRef
 from ai_comms.store.delivery import ConversationChange, DeliveryRecords, OutboxEvent, Stored
 from ai_comms.store.messages import parse_position
 from ai_comms.store.tenants import TenantRepository
@@ -187,13 +187,17 @@ class StatusService:
             reported_at=at,
         )
         events: list[OutboxEvent] = [OutboxEvent(failed, callback.message_sid)]
+        tenant = TenantRef.of(conversation)
         if template:
             # Only while the customer has not written: a reply proves the conversation reached them.
             change = ConversationChange(
-                update="SET #status = :undelivered, last_error = :error, updated_at = :now",
+                update=(
+                    f"SET #status = :undelivered, {TENANT_STATUS_SET}, last_error = :error, updated_at = :now"
+                ),
                 condition="#status IN (:initiating, :sending, :active) AND inbound_seq = :zero",
                 values={
                     ":undelivered": {"S": "undelivered"},
+                    **tenant.status_values("undelivered"),
                     ":error": {"S": error},
                     ":now": {"S": at},
                     ":initiating": {"S": "initiating"},
@@ -223,7 +227,8 @@ class StatusService:
         # A person takes the conversation unless one has it already (or it ended).
         change = ConversationChange(
             update=(
-                "SET handoff_to_human = :true, #status = :handed_off, handoff_reason = :reason, "
+                f"SET handoff_to_human = :true, #status = :handed_off, {TENANT_STATUS_SET}, "
+                "handoff_reason = :reason, "
                 "handoff_detail = :error, last_error = :error, updated_at = :now"
             ),
             condition=(
@@ -234,6 +239,7 @@ class StatusService:
                 ":true": {"BOOL": True},
                 ":false": {"BOOL": False},
                 ":handed_off": {"S": "handed_off"},
+                **tenant.status_values("handed_off"),
                 ":reason": {"S": reason},
                 ":error": {"S": error},
                 ":now": {"S": at},

@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
+from ai_comms.store.conversations import TENANT_STATUS_SET, TenantRef, index_fields
 from ai_comms.store.dynamo import (
     TransactionCancelled,
     condition_failed,
@@ -85,10 +86,7 @@ class OutboundRecords:
 
     def create(self, conversation: Conversation, extra: dict[str, Any]) -> bool:
         """Create the record in status "initiating" unless it exists; False when it already did."""
-        data = {**conversation.model_dump(mode="json"), **extra}
-        data["channel_created_at"] = Conversation.sort_key_for(
-            conversation.company_address, conversation.created_at
-        )
+        data = index_fields({**conversation.model_dump(mode="json"), **extra})
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -120,7 +118,15 @@ class OutboundRecords:
         )
         return from_item(answer["Attributes"])[name]
 
-    def claim(self, recipient_tel: str, conversation_id: str, claim_id: str, until_ms: int, now: str) -> bool:
+    def claim(
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        until_ms: int,
+        now: str,
+    ) -> bool:
         """Take the right to send, only from "initiating": an expired "sending" claim is never re-taken
         (its holder may have sent; see ``close_unknown``)."""
         try:
@@ -128,8 +134,8 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #s = :sending, send_claim_id = :id, send_claim_until = :until, updated_at = :now "
-                    "ADD send_attempts :one"
+                    f"SET #s = :sending, {TENANT_STATUS_SET}, send_claim_id = :id, "
+                    "send_claim_until = :until, updated_at = :now ADD send_attempts :one"
                 ),
                 ConditionExpression=(
                     "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND "
@@ -138,6 +144,7 @@ class OutboundRecords:
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":sending": {"S": "sending"},
+                    **tenant.status_values("sending"),
                     ":initiating": {"S": "initiating"},
                     ":id": {"S": claim_id},
                     ":until": {"N": str(until_ms)},
@@ -151,20 +158,29 @@ class OutboundRecords:
             raise
         return True
 
-    def release(self, recipient_tel: str, conversation_id: str, claim_id: str, reason: str, now: str) -> None:
+    def release(
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        reason: str,
+        now: str,
+    ) -> None:
         """Give the claim back after a send that certainly did not go out."""
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #s = :initiating, last_error = :reason, updated_at = :now "
+                    f"SET #s = :initiating, {TENANT_STATUS_SET}, last_error = :reason, updated_at = :now "
                     "REMOVE send_claim_id, send_claim_until"
                 ),
                 ConditionExpression="send_claim_id = :id",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":initiating": {"S": "initiating"},
+                    **tenant.status_values("initiating"),
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
@@ -175,7 +191,13 @@ class OutboundRecords:
                 raise
 
     def withhold(
-        self, recipient_tel: str, conversation_id: str, claim_id: str, reason: str, now: str
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        reason: str,
+        now: str,
     ) -> None:
         """Close the request without sending (the recipient opted out since it was accepted)."""
         try:
@@ -183,13 +205,14 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #s = :undelivered, last_error = :reason, updated_at = :now "
+                    f"SET #s = :undelivered, {TENANT_STATUS_SET}, last_error = :reason, updated_at = :now "
                     "REMOVE send_claim_id, send_claim_until"
                 ),
                 ConditionExpression="send_claim_id = :id",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":undelivered": {"S": "undelivered"},
+                    **tenant.status_values("undelivered"),
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
@@ -201,6 +224,7 @@ class OutboundRecords:
 
     def complete(
         self,
+        tenant: TenantRef,
         recipient_tel: str,
         conversation_id: str,
         claim_id: str,
@@ -218,7 +242,8 @@ class OutboundRecords:
                         "TableName": self._table,
                         "Key": self._key(recipient_tel, conversation_id),
                         "UpdateExpression": (
-                            "SET #s = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
+                            f"SET #s = :active, {TENANT_STATUS_SET}, template_sid = :sid, sent_at = :at, "
+                            "timings = :timings, "
                             "updated_at = :now, last_activity_at = :at, expires_at = :expires "
                             "REMOVE send_claim_id, send_claim_until, last_error"
                         ),
@@ -226,6 +251,7 @@ class OutboundRecords:
                         "ExpressionAttributeNames": {"#s": "status"},
                         "ExpressionAttributeValues": {
                             ":active": {"S": "active"},
+                            **tenant.status_values("active"),
                             ":sid": {"S": str(message.sid)},
                             ":at": {"S": message.at},
                             ":timings": to_value(timings),
@@ -241,6 +267,7 @@ class OutboundRecords:
 
     def close_unknown(
         self,
+        tenant: TenantRef,
         recipient_tel: str,
         conversation_id: str,
         claim_id: str,
@@ -263,7 +290,8 @@ class OutboundRecords:
                             "TableName": self._table,
                             "Key": self._key(recipient_tel, conversation_id),
                             "UpdateExpression": (
-                                "SET #s = :active, send_outcome_unknown = :true, last_error = :reason, "
+                                f"SET #s = :active, {TENANT_STATUS_SET}, send_outcome_unknown = :true, "
+                                "last_error = :reason, "
                                 "updated_at = :now, last_activity_at = :now, expires_at = :expires "
                                 "REMOVE send_claim_id, send_claim_until"
                             ),
@@ -271,6 +299,7 @@ class OutboundRecords:
                             "ExpressionAttributeNames": {"#s": "status"},
                             "ExpressionAttributeValues": {
                                 ":active": {"S": "active"},
+                                **tenant.status_values("active"),
                                 ":sending": {"S": "sending"},
                                 ":true": {"BOOL": True},
                                 ":reason": {"S": reason},
@@ -290,7 +319,14 @@ class OutboundRecords:
         return True
 
     def note_error(
-        self, recipient_tel: str, conversation_id: str, reason: str, now: str, *, failed: bool
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        reason: str,
+        now: str,
+        *,
+        failed: bool,
     ) -> bool:
         """Record why an attempt failed; `failed` ends the request. Never touches a sent record."""
         expression = "SET last_error = :reason, updated_at = :now"
@@ -300,8 +336,9 @@ class OutboundRecords:
             ":initiating": {"S": "initiating"},
         }
         if failed:
-            expression += ", #s = :failed, failed_at = :now"
+            expression += f", #s = :failed, {TENANT_STATUS_SET}, failed_at = :now"
             values[":failed"] = {"S": "failed"}
+            values.update(tenant.status_values("failed"))
         try:
             self._db.update_item(
                 TableName=self._table,

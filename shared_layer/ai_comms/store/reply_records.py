@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import HandoffReason, HandoffRequested
 from ai_comms.models.message import Message
-from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.conversations import TENANT_STATUS_SET, ConversationRepository, TenantRef
 from ai_comms.store.dynamo import TransactionCancelled, condition_failed, from_item, to_value, transact_write
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.outbox import outbox_put_request
@@ -50,6 +50,8 @@ class LeaseRef:
     recipient_tel: str
     conversation_id: str
     owner: str
+    # Whose conversation it is: every write that changes its status keeps the tenant-status key.
+    tenant: TenantRef
 
     @property
     def key(self) -> dict[str, Any]:
@@ -175,6 +177,7 @@ class ReplyRecords:
             sets += [
                 "handoff_to_human = :true",
                 "#status = :status",
+                TENANT_STATUS_SET,
                 "handoff_reason = :reason",
                 "handoff_detail = :detail",
             ]
@@ -183,6 +186,7 @@ class ReplyRecords:
                     ":true": {"BOOL": True},
                     ":false": {"BOOL": False},
                     ":status": {"S": "handed_off"},
+                    **lease.tenant.status_values("handed_off"),
                     ":reason": {"S": pending.handoff_reason or "ai_action"},
                     ":detail": {"S": pending.handoff_detail} if pending.handoff_detail else {"NULL": True},
                 }
@@ -232,6 +236,7 @@ class ReplyRecords:
             sets += [
                 "handoff_to_human = :true",
                 "#status = :handed_off",
+                TENANT_STATUS_SET,
                 "handoff_reason = :reason",
                 "handoff_detail = :detail",
             ]
@@ -239,6 +244,7 @@ class ReplyRecords:
                 {
                     ":true": {"BOOL": True},
                     ":handed_off": {"S": "handed_off"},
+                    **lease.tenant.status_values("handed_off"),
                     ":reason": {"S": hand_over.reason},
                     ":detail": {"S": hand_over.detail} if hand_over.detail else {"NULL": True},
                 }
@@ -282,9 +288,14 @@ class ReplyRecords:
     def close_window(self, lease: LeaseRef, upto_seq: int, now: str) -> None:
         self._guarded(
             lease,
-            "SET #status = :closed, answered_seq = :upto, updated_at = :now "
+            f"SET #status = :closed, {TENANT_STATUS_SET}, answered_seq = :upto, updated_at = :now "
             "REMOVE lease_owner, lease_until, lease_upto",
-            {":closed": {"S": "window_closed"}, ":upto": {"N": str(upto_seq)}, ":now": {"S": now}},
+            {
+                ":closed": {"S": "window_closed"},
+                **lease.tenant.status_values("window_closed"),
+                ":upto": {"N": str(upto_seq)},
+                ":now": {"S": now},
+            },
             names={"#status": "status"},
         )
 
@@ -292,8 +303,13 @@ class ReplyRecords:
         """A permanent failure: later deliveries fail fast on this status and reach the DLQ."""
         self._guarded(
             lease,
-            "SET #status = :failed, failure_reason = :reason, updated_at = :now "
+            f"SET #status = :failed, {TENANT_STATUS_SET}, failure_reason = :reason, updated_at = :now "
             "REMOVE lease_owner, lease_until, lease_upto",
-            {":failed": {"S": "failed"}, ":reason": {"S": reason}, ":now": {"S": now}},
+            {
+                ":failed": {"S": "failed"},
+                **lease.tenant.status_values("failed"),
+                ":reason": {"S": reason},
+                ":now": {"S": now},
+            },
             names={"#status": "status"},
         )
