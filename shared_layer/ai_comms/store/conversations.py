@@ -99,6 +99,20 @@ class Recorded(Enum):
     EXTRA_REFUSED = "extra_refused"
 
 
+class ChangeRefused(Exception):
+    """A conditional change of the conversation did not apply; ``current`` is the record as it is now
+    (None: there is none)."""
+
+    def __init__(self, current: Conversation | None) -> None:
+        super().__init__("the conversation is not in a state this change applies to")
+        self.current = current
+
+
+# What a person may close: a conversation the engine is still opening (initiating, sending) would be
+# reopened by the sender's own final write.
+CLOSABLE_STATUSES = ("active", "handed_off", "window_closed", "ignored", "opted_out")
+
+
 class ConversationRepository:
     def __init__(self, dynamodb: Any, table: str) -> None:
         self._db = dynamodb
@@ -251,6 +265,92 @@ class ConversationRepository:
                 return False
             raise
         return True
+
+    def _change(self, conversation: Conversation, update: dict[str, Any]) -> Conversation:
+        key = self.key(conversation.recipient_tel, conversation.conversation_id)
+        try:
+            answer = self._db.update_item(TableName=self._table, Key=key, ReturnValues="ALL_NEW", **update)
+        except ClientError as error:
+            if condition_failed(error):
+                raise ChangeRefused(
+                    self.get(conversation.recipient_tel, conversation.conversation_id)
+                ) from error
+            raise
+        return Conversation.model_validate(from_item(answer["Attributes"]))
+
+    def hand_back(self, conversation: Conversation, now: str, now_ms: int) -> Conversation:
+        """From a person back to the AI, in one conditional update: the handoff flag cleared, status
+        active, and answered_seq moved to inbound_seq as it stands at that instant, so no message the
+        person handled is ever answered by the AI (a message recorded a moment later carries the AI
+        route and is the first the AI answers). Refused (ChangeRefused) unless a person has the
+        conversation, no reply is being sent (its final write would move answered_seq back) and no
+        reply processor holds the lease.
+
+        The messages the person handled are noted for the AI's next turn (human_era_from/upto):
+        from the answered_seq as read (the condition holds it), or, if the AI has not answered since
+        an earlier handback, from where that one began, so a second handoff before the AI spoke again
+        does not hide the first one's messages."""
+        unanswered_since_last = (
+            conversation.human_era_upto is not None
+            and conversation.human_era_from is not None
+            and conversation.answered_seq == conversation.human_era_upto
+        )
+        era_from = conversation.human_era_from if unanswered_since_last else conversation.answered_seq
+        return self._change(
+            conversation,
+            {
+                "UpdateExpression": (
+                    f"SET handoff_to_human = :false, #status = :active, {TENANT_STATUS_SET}, "
+                    "updated_at = :now, human_era_from = :from, human_era_upto = inbound_seq, "
+                    "answered_seq = inbound_seq"
+                ),
+                "ConditionExpression": (
+                    "handoff_to_human = :true AND answered_seq = :answered AND "
+                    "attribute_not_exists(pending_reply) AND "
+                    "(attribute_not_exists(lease_until) OR lease_until < :now_ms)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    ":false": {"BOOL": False},
+                    ":true": {"BOOL": True},
+                    ":active": {"S": "active"},
+                    **TenantRef.of(conversation).status_values("active"),
+                    ":now": {"S": now},
+                    ":from": {"N": str(era_from)},
+                    ":answered": {"N": str(conversation.answered_seq)},
+                    ":now_ms": {"N": str(now_ms)},
+                },
+            },
+        )
+
+    def close(self, conversation: Conversation, now: str, now_ms: int) -> Conversation:
+        """Status closed, so the customer's next message opens a new conversation (open_for skips an
+        ended one). Refused (ChangeRefused) for a conversation not open, or one a reply is being sent
+        in (its final write would hand it over again)."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {f":s{i}": {"S": status} for i, status in enumerate(CLOSABLE_STATUSES)}
+        return self._change(
+            conversation,
+            {
+                "UpdateExpression": (
+                    f"SET #status = :closed, {TENANT_STATUS_SET}, handoff_to_human = :false, "
+                    "closed_at = :now, updated_at = :now"
+                ),
+                "ConditionExpression": (
+                    f"#status IN ({', '.join(values)}) AND attribute_not_exists(pending_reply) AND "
+                    "(attribute_not_exists(lease_until) OR lease_until < :now_ms)"
+                ),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": {
+                    **values,
+                    ":closed": {"S": "closed"},
+                    **TenantRef.of(conversation).status_values("closed"),
+                    ":false": {"BOOL": False},
+                    ":now": {"S": now},
+                    ":now_ms": {"N": str(now_ms)},
+                },
+            },
+        )
 
     def find(self, conversation_id: str) -> list[Conversation]:
         """Every record with this id (one, unless a request id was reused for another customer after
