@@ -4,6 +4,7 @@ and the reply processor (reply_support), API Gateway's proxy events, conversatio
 import importlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,9 +18,9 @@ from ai_comms.models.tenant import AiSettings
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.tenants import TenantRepository
 
-from .conftest import TABLES, demo_project
+from .conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, TABLES, demo_project
 from .lambda_context import FakeContext
-from .reply_support import OPENAI_SECRET, Replies, open_conversation
+from .reply_support import OPENAI_SECRET, Replies
 
 CLIENT = "agent-desk"
 CLIENT_KEY_ID = "k3agentdesk"
@@ -101,13 +102,17 @@ class Agents:
     def cloud(self) -> Any:
         return self.replies.cloud
 
-    def call(self, method: str, path: str, query: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, query: dict[str, str] | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
         event = api_event(method, path, TENANT if query is None else query, **kwargs)
         answer = self.handler.lambda_handler(event, FakeContext())
         assert content_type(answer).startswith("application/json"), answer
         return int(answer["statusCode"]), json.loads(answer["body"])
 
-    def say(self, conversation_id: str, text: str, message_id: str | None = None, **kwargs: Any) -> tuple[int, Any]:
+    def say(
+        self, conversation_id: str, text: str, message_id: str | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
         body: dict[str, Any] = {"text": text}
         if message_id is not None:
             body["message_id"] = message_id
@@ -130,15 +135,28 @@ class Agents:
 
 def handed_off(cloud: Any, wrote_hours_ago: float | None = 1.0, **fields: Any) -> Conversation:
     """A conversation a person has, the customer's last message that long ago (None: never)."""
-    last = None if wrote_hours_ago is None else iso(utc_now() - timedelta(hours=wrote_hours_ago))
+    now = iso(utc_now())
     values: dict[str, Any] = {
+        "recipient_tel": CUSTOMER_NUMBER,
+        "conversation_id": "h-" + uuid.uuid4().hex,
+        "channel": "whatsapp",
+        "company_id": "acme",
+        "project_id": "support",
+        "company_address": "whatsapp:" + COMPANY_NUMBER,
+        "customer_address": "whatsapp:" + CUSTOMER_NUMBER,
         "status": "handed_off",
         "handoff_to_human": True,
         "handoff_reason": "ai_action",
-        "last_inbound_at": last,
+        "last_inbound_at": None
+        if wrote_hours_ago is None
+        else iso(utc_now() - timedelta(hours=wrote_hours_ago)),
+        "created_at": now,
+        "updated_at": now,
         **fields,
     }
-    return open_conversation(cloud, **values)
+    conversation = Conversation(**values)
+    assert ConversationRepository(cloud.dynamodb, TABLES["conversations"]).put_new(conversation)
+    return conversation
 
 
 def allow_client(cloud: Any, human_era_context: bool = False, **overrides: Any) -> None:
