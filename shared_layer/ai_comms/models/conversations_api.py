@@ -38,7 +38,8 @@ class ErrorAnswer(_Answer):
         default=None,
         description=(
             "recipient_opted_out, window_closed, not_handed_off, conversation_busy, conversation_ended, "
-            "idempotency_key_reused, message_in_progress, twilio_refused, dependency_unavailable"
+            "idempotency_key_reused, message_in_progress, twilio_refused, channel_not_configured, "
+            "dependency_unavailable"
         ),
     )
     errors: list[FieldError] | None = None
