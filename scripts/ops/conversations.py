@@ -1,9 +1,10 @@
 """Inspect a conversation and hand it back from a human to the AI.
 
-Handback is the conversations API's (ai_comms.conversations_api.handback): one conditional update
-that clears `handoff_to_human` only if it is set and moves answered_seq to inbound_seq with it, so two
-operators (or an operator and the engine) cannot race into a state nobody chose, and the AI answers
-the customer's next message but never one a person already handled.
+Handback is the conversations API's (ai_comms.conversations_api.handback): one conditional update,
+held to the lifecycle's "handback" transition (from handed_off or ignored, models.lifecycle), that
+clears `handoff_to_human` and moves answered_seq to inbound_seq with it, so two operators (or an
+operator and the engine) cannot race into a state nobody chose, and the AI answers the customer's
+next message but never one a person already handled.
 """
 
 from dataclasses import dataclass

@@ -4,17 +4,19 @@ tenant-status key in the same expression, and every new record is listed from it
 import importlib
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, get_args
 
 import pytest
 
 from ai_comms.clock import iso, utc_now
-from ai_comms.models.conversation import Conversation, PendingReply
+from ai_comms.models.conversation import Conversation, ConversationStatus, PendingReply
 from ai_comms.models.events import HandoffRequested
 from ai_comms.models.message import Message
 from ai_comms.store.conversations import ConversationRepository, TenantRef
 from ai_comms.store.outbound_records import OutboundRecords
 from ai_comms.store.reply_records import HandOver, LeaseRef, ReplyRecords
+from ai_comms.store.retries import reopen
 
 from .apigw import status_event, status_form, twilio_form, webhook_event
 from .conftest import CUSTOMER_NUMBER, TABLES, Cloud, webhook
@@ -43,7 +45,7 @@ def assert_indexed(cloud: Cloud, conversation_id: str, status: str) -> None:
     assert raw["status"]["S"] == status
     assert raw["tenant_status"]["S"] == f"acme#support#{status}"
     assert conversation_id in listed_under(cloud, status)
-    for other in ("initiating", "sending", "active", "handed_off", "window_closed", "failed", "undelivered"):
+    for other in get_args(ConversationStatus):
         if other != status:
             assert conversation_id not in listed_under(cloud, other), other
 
@@ -241,12 +243,41 @@ def test_handback_and_close_keep_the_index(cloud: Cloud) -> None:
     assert_indexed(cloud, conversation.conversation_id, "closed")
 
 
+def test_the_lifecycles_own_writes_keep_the_index(cloud: Cloud) -> None:
+    # handback from ignored (models.lifecycle "handback") and ops conversation retry's reopen.
+    ignored = open_conversation(cloud, status="ignored", inbound_seq=2)
+    repository(cloud).hand_back(ignored, NOW, 0)
+    assert_indexed(cloud, ignored.conversation_id, "active")
+    failed = open_conversation(cloud, status="failed", inbound_seq=2, answered_seq=1)
+    reopened = reopen(cloud.dynamodb, TABLES["conversations"], failed, 1, NOW, 0)
+    assert reopened.status == "active"
+    assert_indexed(cloud, failed.conversation_id, "active")
+
+
+def test_a_customer_writing_again_keeps_the_index(cloud: Cloud, webhook: Any) -> None:
+    returned = open_conversation(cloud, status="window_closed", inbound_seq=1, answered_seq=1)
+    assert webhook.lambda_handler(webhook_event(twilio_form(Body="back")), FakeContext())["statusCode"] == 200
+    assert_indexed(cloud, returned.conversation_id, "active")
+
+
+def test_an_idle_close_keeps_the_index(cloud: Cloud, webhook: Any) -> None:
+    idle = open_conversation(
+        cloud, last_activity_at="2026-01-01T00:00:00.000Z", inbound_seq=1, answered_seq=1
+    )
+    assert webhook.lambda_handler(webhook_event(twilio_form(Body="hi")), FakeContext())["statusCode"] == 200
+    assert_indexed(cloud, idle.conversation_id, "closed")
+    [opened] = repository(cloud).by_status(TENANT, "active", 10).conversations
+    assert opened.conversation_id != idle.conversation_id
+
+
 def test_the_list_reads_the_latest_activity_first_and_a_message_moves_a_conversation_up(
     cloud: Cloud, webhook: Any
 ) -> None:
-    older = open_conversation(cloud, last_activity_at="2026-11-01T00:00:00.000Z")
+    # Within the project's idle limit (168 hours): an idle one would be closed by the next message.
+    earlier, later = iso(utc_now() - timedelta(hours=2)), iso(utc_now() - timedelta(hours=1))
+    older = open_conversation(cloud, last_activity_at=earlier)
     time.sleep(0.002)  # its id is its creation time
-    newer = open_conversation(cloud, last_activity_at="2026-11-02T00:00:00.000Z")
+    newer = open_conversation(cloud, last_activity_at=later)
     assert [
         c for c in listed_under(cloud, "active") if c in {older.conversation_id, newer.conversation_id}
     ] == [
@@ -261,7 +292,7 @@ def test_the_list_reads_the_latest_activity_first_and_a_message_moves_a_conversa
     )
     page = repository(cloud).by_status(TENANT, "active", 1)
     assert [c.conversation_id for c in page.conversations] == [older.conversation_id]
-    assert page.conversations[0].last_activity_at > "2026-11-02"
+    assert page.conversations[0].last_activity_at > later
     assert repository(cloud).by_status(TenantRef("other", "support"), "active", 10).conversations == []
 
 

@@ -39,3 +39,11 @@ def test_root_variables_live_in_variables_tf() -> None:
         if path.name != "variables.tf" and re.search(r'^variable "', path.read_text(), re.MULTILINE)
     ]
     assert not strays, f"declare root variables in variables.tf, not in {strays}"
+
+
+def test_the_readme_shows_the_lifecycle_table_as_the_code_enforces_it() -> None:
+    from ai_comms.models.lifecycle import TRANSITIONS, mermaid
+
+    assert f"```mermaid\n{mermaid()}\n```" in README
+    for transition in TRANSITIONS:
+        assert f"| `{transition.name}` |" in README

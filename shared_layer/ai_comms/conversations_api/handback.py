@@ -11,11 +11,14 @@ Closing ends the conversation: the customer's next message opens a new one.
 from ai_comms.clock import iso, utc_now
 from ai_comms.errors import Conflict, NotFound
 from ai_comms.models.conversation import OPEN_STATUSES, Conversation
+from ai_comms.models.lifecycle import BY_NAME
 from ai_comms.store.conversations import ChangeRefused, ConversationRepository
 
 # A reply finishing or a message arriving between the read and the write: read again, this often.
 ATTEMPTS = 3
 BUSY = "a reply is being sent in this conversation; retry in a few seconds"
+HANDBACK_FROM = frozenset(BY_NAME["handback"].sources)
+CLOSE_FROM = frozenset(BY_NAME["close"].sources)
 
 
 def _now() -> tuple[str, int]:
@@ -29,7 +32,7 @@ def hand_back(conversations: ConversationRepository, conversation: Conversation)
     for _ in range(ATTEMPTS):
         if current is None:
             raise NotFound("no such conversation")
-        if not current.handoff_to_human:
+        if current.status not in HANDBACK_FROM:
             raise Conflict("the conversation is not with a person; nothing changed", code="not_handed_off")
         if current.pending_reply is not None:
             break
@@ -51,9 +54,11 @@ def close(conversations: ConversationRepository, conversation: Conversation) -> 
             raise NotFound("no such conversation")
         if current.status == "closed":
             return current
-        if current.status not in OPEN_STATUSES:
+        if current.status not in CLOSE_FROM:
+            if current.status in OPEN_STATUSES:
+                break  # the engine is still opening it: its own writes would reopen it
             raise Conflict(f"the conversation has ended ({current.status})", code="conversation_ended")
-        if current.status in {"initiating", "sending"} or current.pending_reply is not None:
+        if current.pending_reply is not None:
             break
         now, now_ms = _now()
         if (current.lease_until or 0) >= now_ms:

@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import OPEN_STATUSES, Conversation
+from ai_comms.models.lifecycle import BY_NAME, guard
 from ai_comms.models.message import Message
 from ai_comms.store.claims import Claims
 from ai_comms.store.dynamo import (
@@ -87,6 +88,13 @@ INDEX_KEY_FIELDS = ("tenant_status", "last_activity_at", "recipient_tel", "conve
 RECENT_CONVERSATIONS = 10
 
 
+# models.lifecycle: a customer writing again into a conversation whose window closed.
+CUSTOMER_RETURNS = guard("customer_returns")
+CUSTOMER_RETURNS_FROM = frozenset(BY_NAME["customer_returns"].sources)
+CLOSE = guard("close")
+HANDBACK = guard("handback")
+
+
 class Recorded(Enum):
     RECORDED = "recorded"
     # The MessageSid was recorded before: a Twilio retry, nothing written.
@@ -106,11 +114,6 @@ class ChangeRefused(Exception):
     def __init__(self, current: Conversation | None) -> None:
         super().__init__("the conversation is not in a state this change applies to")
         self.current = current
-
-
-# What a person may close: a conversation the engine is still opening (initiating, sending) would be
-# reopened by the sender's own final write.
-CLOSABLE_STATUSES = ("active", "handed_off", "window_closed", "ignored", "opted_out")
 
 
 class ConversationRepository:
@@ -171,6 +174,7 @@ class ConversationRepository:
         *,
         opens: bool = False,
         extra: list[dict[str, Any]] | None = None,
+        closing: Conversation | None = None,
     ) -> Recorded:
         """Store a customer message: one transaction of small writes, whatever the history's size.
 
@@ -178,7 +182,8 @@ class ConversationRepository:
         sequence number (conditional on the record being as it was read, so two messages never take
         one number and a route decided on a stale record is never stored), or the conversation
         itself when the message opens it (`opens`: conditional on no one opening it first); then
-        `extra` (a consent change) and the message item.
+        `extra` (a consent change) and the message item. `closing` is the idle conversation the new
+        one replaces: closed in the same transaction, if it is still as it was read.
         """
         assert message.sid is not None
         conversation_write = (
@@ -189,9 +194,11 @@ class ConversationRepository:
         extra = extra or []
         # The only write to a table with a stream goes last: moto (the unit tests' emulator)
         # leaks the stream record of a put it rolls back when a later item's condition fails.
+        closes = [self._close_idle_request(closing, message.at)] if closing is not None else []
         items = [
             claims.claim_request(message.sid, int(time.time()), message.conversation_id),
             conversation_write,
+            *closes,
             *extra,
             messages.put_new_request(message),
         ]
@@ -200,9 +207,9 @@ class ConversationRepository:
         except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 return Recorded.DUPLICATE
-            if cancelled.failed(1) or cancelled.conflict:
+            if cancelled.failed(1) or (closes and cancelled.failed(2)) or cancelled.conflict:
                 return Recorded.CHANGED
-            if any(cancelled.failed(2 + i) for i in range(len(extra))):
+            if any(cancelled.failed(2 + len(closes) + i) for i in range(len(extra))):
                 return Recorded.EXTRA_REFUSED
             raise
         return Recorded.RECORDED
@@ -224,19 +231,52 @@ class ConversationRepository:
         handoff = "handoff_to_human = :handoff"
         if not conversation.handoff_to_human:
             handoff = "(attribute_not_exists(handoff_to_human) OR handoff_to_human = :handoff)"
+        sets = (
+            "SET inbound_seq = :seq, last_inbound_at = :at, last_activity_at = :at, "
+            "updated_at = :at, expires_at = :expires"
+        )
+        if conversation.status in CUSTOMER_RETURNS_FROM:
+            # The customer writing again reopens the window (the status read is the condition's).
+            values[":returned"] = {"S": CUSTOMER_RETURNS[2]}
+            values.update(TenantRef.of(conversation).status_values(CUSTOMER_RETURNS[2]))
+            sets += f", #status = :returned, {TENANT_STATUS_SET}"
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
-                "UpdateExpression": (
-                    "SET inbound_seq = :seq, last_inbound_at = :at, last_activity_at = :at, "
-                    "updated_at = :at, expires_at = :expires"
-                ),
+                "UpdateExpression": sets,
                 "ConditionExpression": (
                     f"attribute_exists(conversation_id) AND {unchanged} AND {handoff} AND #status = :status"
                 ),
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _close_idle_request(self, conversation: Conversation, now: str) -> dict[str, Any]:
+        """Close a conversation idle past its project's limit, if nothing happened in it since."""
+        condition, from_values, target = CLOSE
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
+                "UpdateExpression": (
+                    f"SET #status = :closed, {TENANT_STATUS_SET}, closed_reason = :idle, updated_at = :now"
+                ),
+                "ConditionExpression": (
+                    f"{condition} AND inbound_seq = :seq AND attribute_not_exists(pending_reply) AND "
+                    "(attribute_not_exists(last_activity_at) OR last_activity_at = :last)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    **from_values,
+                    ":closed": {"S": target},
+                    **TenantRef.of(conversation).status_values(target),
+                    ":idle": {"S": "idle"},
+                    ":now": {"S": now},
+                    ":seq": {"N": str(conversation.inbound_seq)},
+                    ":last": {"S": conversation.last_activity_at or ""},
+                },
             }
         }
 
@@ -282,9 +322,9 @@ class ConversationRepository:
         """From a person back to the AI, in one conditional update: the handoff flag cleared, status
         active, and answered_seq moved to inbound_seq as it stands at that instant, so no message the
         person handled is ever answered by the AI (a message recorded a moment later carries the AI
-        route and is the first the AI answers). Refused (ChangeRefused) unless a person has the
-        conversation, no reply is being sent (its final write would move answered_seq back) and no
-        reply processor holds the lease.
+        route and is the first the AI answers). Refused (ChangeRefused) unless the conversation is
+        handed off or ignored (models.lifecycle "handback"), no reply is being sent (its final write
+        would move answered_seq back) and no reply processor holds the lease.
 
         The messages the person handled are noted for the AI's next turn (human_era_from/upto):
         from the answered_seq as read (the condition holds it), or, if the AI has not answered since
@@ -296,6 +336,7 @@ class ConversationRepository:
             and conversation.answered_seq == conversation.human_era_upto
         )
         era_from = conversation.human_era_from if unanswered_since_last else conversation.answered_seq
+        condition, from_values, target = HANDBACK
         return self._change(
             conversation,
             {
@@ -305,16 +346,15 @@ class ConversationRepository:
                     "answered_seq = inbound_seq"
                 ),
                 "ConditionExpression": (
-                    "handoff_to_human = :true AND answered_seq = :answered AND "
-                    "attribute_not_exists(pending_reply) AND "
+                    f"{condition} AND answered_seq = :answered AND attribute_not_exists(pending_reply) AND "
                     "(attribute_not_exists(lease_until) OR lease_until < :now_ms)"
                 ),
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
+                    **from_values,
                     ":false": {"BOOL": False},
-                    ":true": {"BOOL": True},
-                    ":active": {"S": "active"},
-                    **TenantRef.of(conversation).status_values("active"),
+                    ":active": {"S": target},
+                    **TenantRef.of(conversation).status_values(target),
                     ":now": {"S": now},
                     ":from": {"N": str(era_from)},
                     ":answered": {"N": str(conversation.answered_seq)},
@@ -325,27 +365,27 @@ class ConversationRepository:
 
     def close(self, conversation: Conversation, now: str, now_ms: int) -> Conversation:
         """Status closed, so the customer's next message opens a new conversation (open_for skips an
-        ended one). Refused (ChangeRefused) for a conversation not open, or one a reply is being sent
-        in (its final write would hand it over again)."""
-        names = {"#status": "status"}
-        values: dict[str, Any] = {f":s{i}": {"S": status} for i, status in enumerate(CLOSABLE_STATUSES)}
+        ended one). Refused (ChangeRefused) for a conversation not open (models.lifecycle "close"),
+        or one a reply is being sent in (its final write would hand it over again)."""
+        condition, from_values, target = CLOSE
         return self._change(
             conversation,
             {
                 "UpdateExpression": (
                     f"SET #status = :closed, {TENANT_STATUS_SET}, handoff_to_human = :false, "
-                    "closed_at = :now, updated_at = :now"
+                    "closed_reason = :person, closed_at = :now, updated_at = :now"
                 ),
                 "ConditionExpression": (
-                    f"#status IN ({', '.join(values)}) AND attribute_not_exists(pending_reply) AND "
+                    f"{condition} AND attribute_not_exists(pending_reply) AND "
                     "(attribute_not_exists(lease_until) OR lease_until < :now_ms)"
                 ),
-                "ExpressionAttributeNames": names,
+                "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {
-                    **values,
-                    ":closed": {"S": "closed"},
-                    **TenantRef.of(conversation).status_values("closed"),
+                    **from_values,
+                    ":closed": {"S": target},
+                    **TenantRef.of(conversation).status_values(target),
                     ":false": {"BOOL": False},
+                    ":person": {"S": "person"},
                     ":now": {"S": now},
                     ":now_ms": {"N": str(now_ms)},
                 },
