@@ -103,6 +103,7 @@ lint: setup ## ruff, mypy, terraform fmt/validate, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) scripts/conversations_api_doc.py --check
 	terraform -chdir=$(TF_DIR) fmt -check -recursive
 	terraform -chdir=$(TF_DIR) validate
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact -d $(TF_DIR) --framework terraform --download-external-modules false --skip-download

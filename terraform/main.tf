@@ -241,6 +241,7 @@ module "api" {
     },
     local.status_routes,
     local.client_routes,
+    local.conversation_routes,
   )
 
   api_clients = {

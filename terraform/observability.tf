@@ -10,6 +10,7 @@ locals {
     channel_sender        = module.channel_sender.function_name
     outbox_relay          = module.outbox_relay.function_name
     status_callback       = module.status_callback.function_name
+    conversations_api     = module.conversations_api.function_name
   }
 
   observed_queues = merge(
@@ -34,6 +35,7 @@ locals {
     "channel-sender"        = ["TemplatesSent", "DuplicateRequestsSkipped", "OutboundFailures", "PostSendUpdateFailures"]
     "outbox-relay"          = ["EventsRelayed", "RelayRetries", "RecordsSkipped"]
     "status-callback"       = ["StatusesRecorded", "StatusDuplicatesDropped", "StatusCallbackErrors", "Refused403"]
+    "conversations-api"     = ["AgentMessagesSent", "AgentPartsSent", "PostSendFailures", "ConversationsApiErrors", "DependencyErrors", "Refused403", "Refused409"]
   }
 
   dashboard_region = data.aws_region.current.name

@@ -93,6 +93,7 @@ output "functions" {
     channel_sender        = module.channel_sender.function_name
     outbox_relay          = module.outbox_relay.function_name
     status_callback       = module.status_callback.function_name
+    conversations_api     = module.conversations_api.function_name
   }
 }
 
@@ -114,6 +115,11 @@ output "handoff_notices_topic_arn" {
 output "initiate_url" {
   description = "URL clients POST conversation requests to, with their key in the x-api-key header."
   value       = module.api.route_urls["initiate-conversation"]
+}
+
+output "conversations_url" {
+  description = "Base URL of the conversations API (GET /conversations and the routes under it), with the client's key in x-api-key."
+  value       = module.api.route_urls["conversations-list"]
 }
 
 output "api_key_ids" {

@@ -1,16 +1,17 @@
 """Inspect a conversation and hand it back from a human to the AI.
 
-Handback is one conditional update: it clears `handoff_to_human` only if it is set, so two operators
-(or an operator and the engine) cannot race into a state nobody chose. The webhook routes a customer's
-next message to the AI as soon as the flag is clear.
+Handback is the conversations API's (ai_comms.conversations_api.handback): one conditional update,
+held to the lifecycle's "handback" transition (from handed_off or ignored, models.lifecycle), that
+clears `handoff_to_human` and moves answered_seq to inbound_seq with it, so two operators (or an
+operator and the engine) cannot race into a state nobody chose, and the AI answers the customer's
+next message but never one a person already handled.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from ai_comms.clock import iso, utc_now
+from ai_comms.conversations_api.handback import hand_back
+from ai_comms.errors import Conflict
+from ai_comms.errors import NotFound as RequestNotFound
 from ai_comms.models.consent import Consent
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
@@ -73,34 +74,20 @@ def show(target: Target, tel: str, conversation_id: str | None) -> Shown:
 
 
 def handback(target: Target, tel: str, conversation_id: str) -> Conversation:
-    """Clear the handoff so the AI answers again; fails (OpsError) if the conversation was not handed off."""
-    db = target.client("dynamodb")
-    key = ConversationRepository.key(normalise_tel(tel), conversation_id)
+    """Give the conversation back to the AI with the conversations API's own rule (one conditional
+    update that also marks every message so far answered, so the AI never answers what a person
+    handled); OpsError if it is not handed off or a reply is being sent."""
+    repository = _repository(target)
+    conversation = repository.get(normalise_tel(tel), conversation_id)
+    if conversation is None:
+        raise NotFound(f"no conversation {conversation_id} for that number")
     try:
-        answer = db.update_item(
-            TableName=target.conversations_table,
-            Key=key,
-            UpdateExpression="SET handoff_to_human = :false, #status = :active, updated_at = :now",
-            # An opted-out customer stays silent after a handback too: every send checks consent.
-            ConditionExpression="attribute_exists(conversation_id) AND handoff_to_human = :true",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":false": {"BOOL": False},
-                ":true": {"BOOL": True},
-                ":active": {"S": "active"},
-                ":now": {"S": iso(utc_now())},
-            },
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-            raise
-        current: dict[str, Any] = db.get_item(
-            TableName=target.conversations_table, Key=key, ConsistentRead=True
-        )
-        if "Item" not in current:
-            raise NotFound(f"no conversation {conversation_id} for that number") from error
-        raise OpsError(
-            f"conversation {conversation_id} is not handed off to a human; nothing changed"
-        ) from error
-    return Conversation.model_validate(from_item(answer["Attributes"]))
+        return hand_back(repository, conversation)
+    except RequestNotFound as error:
+        raise NotFound(f"no conversation {conversation_id} for that number") from error
+    except Conflict as error:
+        if error.code == "not_handed_off":
+            raise OpsError(
+                f"conversation {conversation_id} is not handed off to a human; nothing changed"
+            ) from error
+        raise OpsError(f"conversation {conversation_id}: {error.message}") from error

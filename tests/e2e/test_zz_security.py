@@ -243,7 +243,8 @@ class Resolver:
         if kind == "table":
             return [str(self.table(key)["TableArn"])]
         if kind == "index":
-            return [f"{self.table(key)['TableArn']}/index/*"]
+            table, _, index = key.partition("/")
+            return [f"{self.table(table)['TableArn']}/index/{index or '*'}"]
         if kind == "stream":
             return [str(self.table(key)["LatestStreamArn"])]
         if kind == "queue":

@@ -60,7 +60,7 @@ class Cloud:
 
 
 def create_tables(dynamodb: Any, names: dict[str, str] = TABLES) -> None:
-    """The three tables with the keys and index Terraform declares (modules/tables)."""
+    """The tables with the keys and indexes Terraform declares (modules/tables)."""
     dynamodb.create_table(
         TableName=names["company"],
         BillingMode="PAY_PER_REQUEST",
@@ -84,6 +84,26 @@ def create_tables(dynamodb: Any, names: dict[str, str] = TABLES) -> None:
             {"AttributeName": "recipient_tel", "AttributeType": "S"},
             {"AttributeName": "conversation_id", "AttributeType": "S"},
             {"AttributeName": "channel_created_at", "AttributeType": "S"},
+            {"AttributeName": "tenant_status", "AttributeType": "S"},
+            {"AttributeName": "last_activity_at", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-tenant-status",
+                "KeySchema": [
+                    {"AttributeName": "tenant_status", "KeyType": "HASH"},
+                    {"AttributeName": "last_activity_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {
+                    "ProjectionType": "INCLUDE",
+                    "NonKeyAttributes": ["channel", "customer_address", "handoff_reason"],
+                },
+            },
+            {
+                "IndexName": "by-conversation-id",
+                "KeySchema": [{"AttributeName": "conversation_id", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
         LocalSecondaryIndexes=[
             {

@@ -389,8 +389,8 @@ def test_a_live_claim_is_waited_for_then_respected(
             ExpressionAttributeValues={":a": {"S": "active"}, ":sid": {"S": "SM" + "b" * 32}},
         )
 
-    def claimed_by_other(tel: str, cid: str, claim_id: str, until_ms: int, now: str) -> bool:
-        real_claim(tel, cid, "other-holder", until_ms + 60_000, now)
+    def claimed_by_other(tenant: Any, tel: str, cid: str, claim_id: str, until_ms: int, now: str) -> bool:
+        real_claim(tenant, tel, cid, "other-holder", until_ms + 60_000, now)
         records.claim = real_claim
         threading.Thread(target=finish_other_holder).start()
         return False
@@ -486,8 +486,8 @@ def test_a_claim_that_never_ends_fails_the_record_for_a_later_retry(
     monkeypatch.setattr(sender.sender, "_sleep", lambda _: None)
     monkeypatch.setattr(sender.sender, "_sender", replace(sender.sender._sender, claim_wait_seconds=0.0))
 
-    def held(tel: str, cid: str, claim_id: str, until_ms: int, now: str) -> bool:
-        real_claim(tel, cid, "slow-holder", until_ms + 600_000, now)
+    def held(tenant: Any, tel: str, cid: str, claim_id: str, until_ms: int, now: str) -> bool:
+        real_claim(tenant, tel, cid, "slow-holder", until_ms + 600_000, now)
         return False
 
     records.claim = held

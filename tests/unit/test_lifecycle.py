@@ -6,6 +6,7 @@ import pytest
 
 from ai_comms.models.conversation import OPEN_STATUSES, ConversationStatus
 from ai_comms.models.lifecycle import BY_NAME, NEW, TRANSITIONS, guard
+from ai_comms.store.conversations import TenantRef
 from ai_comms.store.outbound_records import OutboundRecords
 from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
 
@@ -46,7 +47,9 @@ def test_the_store_refuses_a_write_along_no_transition(cloud: Cloud) -> None:
     # A conversation a person has never becomes window_closed: only an active one does.
     conversation = open_conversation(cloud, status="handed_off", handoff_to_human=True)
     records = ReplyRecords(cloud.dynamodb, TABLES["conversations"], TABLES["messages"])
-    lease = LeaseRef(conversation.recipient_tel, conversation.conversation_id, "owner")
+    lease = LeaseRef(
+        conversation.recipient_tel, conversation.conversation_id, "owner", TenantRef.of(conversation)
+    )
     records.acquire(lease, 0, 10**13)
     with pytest.raises(LeaseLost):
         records.close_window(lease, 1, "2026-12-01T00:00:00.000Z")
@@ -58,5 +61,12 @@ def test_the_store_refuses_a_write_along_no_transition(cloud: Cloud) -> None:
 def test_a_template_send_is_claimed_only_from_initiating(cloud: Cloud) -> None:
     conversation = open_conversation(cloud, status="active")
     records = OutboundRecords(cloud.dynamodb, TABLES["conversations"], TABLES["messages"])
-    claimed = records.claim(conversation.recipient_tel, conversation.conversation_id, "c1", 10**13, "now")
+    claimed = records.claim(
+        TenantRef.of(conversation),
+        conversation.recipient_tel,
+        conversation.conversation_id,
+        "c1",
+        10**13,
+        "now",
+    )
     assert claimed is False

@@ -37,7 +37,7 @@ from ai_comms.models.delivery import OUTSIDE_WINDOW, StatusCallback
 from ai_comms.models.events import DeliveryFailed, HandoffRequested, ReplyWindowClosed
 from ai_comms.models.lifecycle import guard
 from ai_comms.providers import aws_clients
-from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.conversations import TENANT_STATUS_SET, ConversationRepository, TenantRef
 from ai_comms.store.delivery import ConversationChange, DeliveryRecords, OutboxEvent, Stored
 from ai_comms.store.messages import parse_position
 from ai_comms.store.tenants import TenantRepository
@@ -191,14 +191,18 @@ class StatusService:
             reported_at=at,
         )
         events: list[OutboxEvent] = [OutboxEvent(failed, callback.message_sid)]
+        tenant = TenantRef.of(conversation)
         if template:
             # Only while the customer has not written: a reply proves the conversation reached them.
             condition, from_values, target = TEMPLATE_UNDELIVERED
             change = ConversationChange(
-                update="SET #status = :undelivered, last_error = :error, updated_at = :now",
+                update=(
+                    f"SET #status = :undelivered, {TENANT_STATUS_SET}, last_error = :error, updated_at = :now"
+                ),
                 condition=f"{condition} AND inbound_seq = :zero",
                 values={
                     ":undelivered": {"S": target},
+                    **tenant.status_values(target),
                     ":error": {"S": error},
                     ":now": {"S": at},
                     ":zero": {"N": "0"},
@@ -227,7 +231,8 @@ class StatusService:
         condition, from_values, target = HAND_OVER
         change = ConversationChange(
             update=(
-                "SET handoff_to_human = :true, #status = :handed_off, handoff_reason = :reason, "
+                f"SET handoff_to_human = :true, #status = :handed_off, {TENANT_STATUS_SET}, "
+                "handoff_reason = :reason, "
                 "handoff_detail = :error, last_error = :error, updated_at = :now"
             ),
             condition=(
@@ -237,6 +242,7 @@ class StatusService:
                 ":true": {"BOOL": True},
                 ":false": {"BOOL": False},
                 ":handed_off": {"S": target},
+                **tenant.status_values(target),
                 ":reason": {"S": reason},
                 ":error": {"S": error},
                 ":now": {"S": at},

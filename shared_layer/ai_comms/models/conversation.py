@@ -92,8 +92,15 @@ class Conversation(BaseModel):
     inbound_seq: int = 0
     answered_seq: int = 0
     last_inbound_at: str | None = None
-    # The last message in or out: the conversation expires conversation_ttl_days after it.
+    # The last message in or out (its creation, before any): the conversation expires
+    # conversation_ttl_days after it, and the conversations API lists the latest first.
     last_activity_at: str | None = None
+    # The customer messages a person handled, set when the conversation was handed back to the AI:
+    # after answered_seq human_era_from, up to human_era_upto (agent messages among them). Until the
+    # AI's first reply after the handback (answered_seq still human_era_upto), the project's
+    # human_era_context setting decides whether that reply's AI turn reads them.
+    human_era_from: int | None = None
+    human_era_upto: int | None = None
     pending_reply: PendingReply | None = None
     # The reply processor's lease: who answers the conversation now, until when, and up to which
     # inbound message (so a second processor can tell whether the holder covers its message).

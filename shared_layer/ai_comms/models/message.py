@@ -76,6 +76,8 @@ class Message(BaseModel):
     company_address: str | None = None
     # A keyword message that changed the customer's consent.
     consent_change: ConsentChangeKind | None = None
+    # An agent message's id (the client's idempotency key), on each of its parts.
+    message_id: str | None = None
     # What Twilio reported after accepting an outbound message (its StatusCallback requests), one
     # entry per status; stored as attributes of their own, so a status never overwrites another.
     statuses: list[StatusEntry] = Field(default_factory=list)

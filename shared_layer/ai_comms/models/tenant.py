@@ -100,6 +100,14 @@ class AiSettings(_Strict):
             "model's window)."
         ),
     )
+    human_era_context: bool = Field(
+        default=False,
+        description=(
+            "When a person hands a conversation back, whether the AI's next turn reads what the customer "
+            "and the person wrote meanwhile (off: the AI continues from where it handed over, and those "
+            "messages stay out of its context)."
+        ),
+    )
 
 
 class ProjectConfig(_Strict):

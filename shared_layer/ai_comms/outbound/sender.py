@@ -59,6 +59,7 @@ from ai_comms.providers.secrets import get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 from ai_comms.store.consent import ConsentRepository
+from ai_comms.store.conversations import TenantRef
 from ai_comms.store.messages import outbound_position
 from ai_comms.store.outbound_records import OutboundRecord, OutboundRecords
 from ai_comms.store.tenant_pauses import TenantPauses
@@ -135,6 +136,10 @@ class SenderSettings:
             claim_wait_seconds=float(os.environ.get("CLAIM_WAIT_SECONDS", "20")),
             retry_base_seconds=int(os.environ.get("RETRY_BASE_SECONDS", "10")),
         )
+
+
+def _tenant(request: ConversationRequested) -> TenantRef:
+    return TenantRef(request.company_id, request.project_id)
 
 
 def parse_request(body: str) -> ConversationRequested:
@@ -269,7 +274,9 @@ class ChannelSender:
             return SendResult(not_claimed, conversation_id)
         # The customer may have opted out since the request was accepted: checked right before the send.
         if self._consent.is_opted_out(sending.company_address, sending.customer_address):
-            self._records.withhold(tel, conversation_id, claim_id, "recipient_opted_out", iso(utc_now()))
+            self._records.withhold(
+                _tenant(request), tel, conversation_id, claim_id, "recipient_opted_out", iso(utc_now())
+            )
             logger.info("recipient opted out; template not sent", extra={"conversation_id": conversation_id})
             return SendResult(Outcome.WITHHELD, conversation_id)
 
@@ -279,7 +286,9 @@ class ChannelSender:
         except SendFailed as error:  # certainly not sent: a retry may send
             if error.recipient_unsubscribed:
                 return self._blocked(request, claim_id, error)
-            self._records.release(tel, conversation_id, claim_id, _reason(error), iso(utc_now()))
+            self._records.release(
+                _tenant(request), tel, conversation_id, claim_id, _reason(error), iso(utc_now())
+            )
             if error.credentials:
                 metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
                 raise self._gate.pause(
@@ -303,7 +312,14 @@ class ChannelSender:
         history = self._template_message(request, sid, body, sent_at)
         try:
             self._records.complete(
-                tel, conversation_id, claim_id, history, timings, sent_at, self._expires_at(utc_now())
+                _tenant(request),
+                tel,
+                conversation_id,
+                claim_id,
+                history,
+                timings,
+                sent_at,
+                self._expires_at(utc_now()),
             )
         except Exception as error:
             log_post_send_failure(
@@ -426,7 +442,8 @@ class ChannelSender:
         self._consent.change(
             sending.company_address, sending.customer_address, request.company_id, request.project_id, change
         )
-        self._records.withhold(tel, conversation_id, claim_id, "recipient_unsubscribed", now)
+        tenant = _tenant(request)
+        self._records.withhold(tenant, tel, conversation_id, claim_id, "recipient_unsubscribed", now)
         metrics.add_metric(name="RecipientsBlocked", unit=MetricUnit.Count, value=1)
         logger.info(
             "recipient blocked the sender; template not sent", extra={"conversation_id": conversation_id}
@@ -522,7 +539,8 @@ class ChannelSender:
                 raise HeartbeatLost("visibility heartbeat failed before the send")
             now_ms = int(time.time() * 1000)
             until_ms = now_ms + remaining_ms() + CLAIM_MARGIN_MS
-            if self._records.claim(tel, conversation_id, claim_id, until_ms, iso(utc_now())):
+            tenant = _tenant(request)
+            if self._records.claim(tenant, tel, conversation_id, claim_id, until_ms, iso(utc_now())):
                 return None
             record = self._records.get(tel, conversation_id)
             if record is None:
@@ -576,7 +594,14 @@ class ChannelSender:
         history = self._template_message(request, UNKNOWN_SID, body, now)
         try:
             closed = self._records.close_unknown(
-                tel, conversation_id, claim_id, history, _reason(error), now, self._expires_at(utc_now())
+                _tenant(request),
+                tel,
+                conversation_id,
+                claim_id,
+                history,
+                _reason(error),
+                now,
+                self._expires_at(utc_now()),
             )
         except Exception:
             logger.exception(
@@ -622,7 +647,12 @@ class ChannelSender:
         give_up = permanent or last_attempt
         try:
             recorded = self._records.note_error(
-                request.recipient.tel, request.conversation_id, reason, iso(utc_now()), failed=give_up
+                _tenant(request),
+                request.recipient.tel,
+                request.conversation_id,
+                reason,
+                iso(utc_now()),
+                failed=give_up,
             )
         except Exception:  # the original error is what SQS and the logs must see
             logger.exception(

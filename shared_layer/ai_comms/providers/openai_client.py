@@ -26,7 +26,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
@@ -128,11 +128,14 @@ class Turn:
     """One customer input to answer on an AI conversation.
 
     ``resume`` says an earlier attempt may have put ``text`` on the conversation already: the
-    conversation is then read before anything is sent again."""
+    conversation is then read before anything is sent again. ``context`` ((role, text) pairs) goes
+    on the conversation just before ``text``, in the same request: what was said while a person had
+    the conversation. One request, so a retry that finds ``text`` there finds the context too."""
 
     conversation_id: str
     text: str
     resume: bool = False
+    context: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _header_seconds(error: openai.APIStatusError) -> float | None:
@@ -287,6 +290,10 @@ class AiClient:
         max_output_tokens: int | None = None,
     ) -> dict[str, Any]:
         client = self._client(api_key)
+        turn_input: list[Any] = [
+            *({"role": role, "content": text} for role, text in turn.context),
+            {"role": "user", "content": turn.text},
+        ]
 
         def attempt() -> str:
             with_input = True
@@ -300,7 +307,7 @@ class AiClient:
                 conversation=turn.conversation_id,
                 instructions=instructions,
                 # Without input the call answers the input already on the conversation.
-                input=[{"role": "user", "content": turn.text}] if with_input else openai.omit,
+                input=turn_input if with_input else openai.omit,
                 max_output_tokens=max_output_tokens or settings.max_output_tokens,
                 # Never a context-length error for the model's window; compaction keeps it far smaller.
                 truncation="auto",

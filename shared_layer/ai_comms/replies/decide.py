@@ -23,7 +23,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ai_comms.clock import iso, parse_iso, utc_now
+from ai_comms.clock import iso, utc_now
 from ai_comms.consent.burst import BurstReading, read_burst
 from ai_comms.models.conversation import Conversation, PendingAction, PendingReply
 from ai_comms.models.events import HandoffReason, ReplyWindowClosed
@@ -54,6 +54,7 @@ from ai_comms.replies.record import (
     skipped,
 )
 from ai_comms.replies.tenant_config import TenantConfigs
+from ai_comms.reply_window import window_closed
 from ai_comms.splitting import split_message
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.messages import MessageRepository
@@ -62,12 +63,18 @@ from ai_comms.store.reply_records import LeaseLost, LeaseRef, ReplyRecords
 logger = Logger(child=True)
 metrics = Metrics()
 
-WHATSAPP_PREFIX = "whatsapp:"
-REPLY_WINDOW = timedelta(hours=24)
 # Turns a replacement AI conversation opens with when the old one outgrew the model.
 CARRIED_OVER_MESSAGES = 20
 # An answer cut short by max_output_tokens is asked once more with this many times the budget.
 LARGER_BUDGET_FACTOR = 4
+# The most of what was said while a person had the conversation that the AI's next turn reads.
+HUMAN_ERA_MESSAGES = 50
+
+
+def said_with_a_person(message: Message) -> bool:
+    """A message of a person's time with the conversation: the customer's while it was with them (or
+    the project was inactive), or the person's own."""
+    return message.author == "agent" or (message.direction == "inbound" and message.route == "handoff")
 
 
 @dataclass
@@ -240,15 +247,8 @@ class ReplyDecider:
         return "window_closed"
 
     def _window_closed(self, conversation: Conversation, burst: list[Message], now: Any) -> bool:
-        """WhatsApp's customer service window: free-form messages only within 24 hours of the
-        customer's last message (https://support.twilio.com/hc/en-us/articles/360038232293). With no
-        customer message known there is no window."""
-        if not conversation.customer_address.startswith(WHATSAPP_PREFIX):
-            return False
         last = conversation.last_inbound_at or (burst[-1].at if burst else None)
-        if last is None:
-            return True
-        return bool(now - parse_iso(last) > REPLY_WINDOW)
+        return window_closed(conversation.customer_address, last, now)
 
     def _api_key(self, project: ProjectConfig, fresh: bool = False) -> str:
         try:
@@ -294,6 +294,7 @@ class ReplyDecider:
         try:
             started = time.monotonic()
             turn = self._turn(lease, conversation, api_key, upto, text)
+            turn.context = self._human_era(conversation, project)
             try:
                 reply = self._reply(api_key, project, turn)
             except ContextTooLong:
@@ -302,10 +303,14 @@ class ReplyDecider:
                 logger.warning("AI context too long; continuing in a new AI conversation")
                 metrics.add_metric(name="AiConversationsRestarted", unit=MetricUnit.Count, value=1)
                 replacement = self._open_ai_conversation(
-                    lease, conversation, api_key, replacing=turn.conversation_id
+                    lease,
+                    conversation,
+                    api_key,
+                    replacing=turn.conversation_id,
+                    with_human_era=project.ai.human_era_context,
                 )
                 self._records.begin_ai_turn(lease, replacement, upto, iso(utc_now()))
-                reply = self._reply(api_key, project, Turn(replacement, text))
+                reply = self._reply(api_key, project, Turn(replacement, text, context=turn.context))
             metrics.add_metric(
                 name="AiLatency", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
             )
@@ -355,8 +360,29 @@ class ReplyDecider:
             self._records.begin_ai_turn(lease, ai_conversation_id, upto, iso(utc_now()))
         return Turn(ai_conversation_id, text, resume=resume)
 
+    def _human_era(self, conversation: Conversation, project: ProjectConfig) -> list[tuple[str, str]]:
+        """What the customer and a person said between the AI's handoff and the handback, for the
+        AI's first turn after it when the project wants it read (its latest HUMAN_ERA_MESSAGES). An
+        agent speaks for the company as the AI does: their messages are the assistant's turns."""
+        start, end = conversation.human_era_from, conversation.human_era_upto
+        if not project.ai.human_era_context or start is None or end is None:
+            return []
+        if conversation.answered_seq != end:
+            return []  # the AI has answered since the handback: it read them then, or was not to
+        era = [
+            m
+            for m in self._messages.seq_range(conversation.conversation_id, start, end)
+            if said_with_a_person(m) and not (m.direction == "inbound" and m.seq <= start)
+        ][-HUMAN_ERA_MESSAGES:]
+        return [("user", ai_text(m)) if m.direction == "inbound" else ("assistant", m.body) for m in era]
+
     def _open_ai_conversation(
-        self, lease: LeaseRef, conversation: Conversation, api_key: str, replacing: str | None = None
+        self,
+        lease: LeaseRef,
+        conversation: Conversation,
+        api_key: str,
+        replacing: str | None = None,
+        with_human_era: bool = True,
     ) -> str:
         """Create the AI conversation (for a replacement, opened with the last turns of the old one)
         and keep its id on the record before it is used, so a retry continues the same one."""
@@ -368,7 +394,9 @@ class ReplyDecider:
             history = [
                 ("user" if m.direction == "inbound" else "assistant", m.body)
                 for m in reversed(recent)
-                if m.body.strip() and not (m.direction == "inbound" and m.seq > conversation.answered_seq)
+                if m.body.strip()
+                and not (m.direction == "inbound" and m.seq > conversation.answered_seq)
+                and (with_human_era or not said_with_a_person(m))
             ]
         created = self._ai.create_conversation(
             api_key,

@@ -50,6 +50,7 @@ from ai_comms.replies.record import (
 )
 from ai_comms.replies.tenant_config import TenantConfigs
 from ai_comms.store.consent import ConsentRepository
+from ai_comms.store.conversations import TenantRef
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.reply_records import ConversationMissing, LeaseHeld, LeaseRef, ReplyRecords
 from ai_comms.store.tenant_pauses import TenantPauses
@@ -168,7 +169,12 @@ class ReplyService:
             logger.info("conversation is with a human; no AI reply", extra=ids)
             return skipped("handed_off")
 
-        lease = LeaseRef(event.recipient_tel, event.conversation_id, record.owner)
+        lease = LeaseRef(
+            event.recipient_tel,
+            event.conversation_id,
+            record.owner,
+            TenantRef(current.company_id, current.project_id),
+        )
         heartbeat = VisibilityHeartbeat(
             self._sqs,
             self.queue_url(record.queue_arn),

@@ -1,6 +1,21 @@
-"""Conversation records: the latest conversation per customer and company address, inbound messages."""
+"""Conversation records: the latest conversation per customer and company address, inbound messages,
+and the two global indexes the conversations API reads.
+
+Keys and indexes:
+- table (recipient_tel, conversation_id); the local index ``by-company-address`` sorts a customer's
+  conversations by "<company address>#<created_at>" (the webhook's strongly consistent Query);
+- ``by-tenant-status``: partition ``tenant_status`` = "<company>#<project>#<status>", sort
+  ``last_activity_at``, projecting only what a listing shows. Every write that sets ``status`` sets
+  ``tenant_status`` in the same expression (``TenantRef.status_key``), so the index never lists a
+  conversation under a status it left. DynamoDB cannot derive one attribute from others, hence the
+  copy; the projection keeps the index item a few hundred bytes, so the extra index write of each
+  message (``last_activity_at`` moves) stays one write unit;
+- ``by-conversation-id``: partition ``conversation_id``, keys only: a conversation found by its id
+  alone (the API's paths), written once when the record is created since its keys never change.
+"""
 
 import time
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -20,7 +35,53 @@ from ai_comms.store.dynamo import (
 from ai_comms.store.messages import MessageRepository
 
 LATEST_INDEX = "by-company-address"
+TENANT_STATUS_INDEX = "by-tenant-status"
+CONVERSATION_ID_INDEX = "by-conversation-id"
 INBOUND_CLAIM_PREFIX = "twilio-inbound"
+# The set clause and its value that keep the by-tenant-status index in step with a status write.
+TENANT_STATUS_SET = "tenant_status = :tenant_status"
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """The company and project a conversation belongs to: the first parts of its index key."""
+
+    company_id: str
+    project_id: str
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> "TenantRef":
+        return cls(conversation.company_id, conversation.project_id)
+
+    def status_key(self, status: str) -> str:
+        # Company and project ids never contain "#" (models.tenant), so the key is unambiguous.
+        return f"{self.company_id}#{self.project_id}#{status}"
+
+    def status_values(self, status: str) -> dict[str, Any]:
+        """The ExpressionAttributeValues entry of TENANT_STATUS_SET for a write setting `status`."""
+        return {":tenant_status": {"S": self.status_key(status)}}
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A conversation as the by-tenant-status index holds it."""
+
+    recipient_tel: str
+    conversation_id: str
+    channel: str
+    customer_address: str
+    last_activity_at: str
+    handoff_reason: str | None
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    conversations: list[Listed]
+    # The index key after which the next page starts (LastEvaluatedKey as plain strings), or None.
+    next_key: dict[str, str] | None
+
+
+INDEX_KEY_FIELDS = ("tenant_status", "last_activity_at", "recipient_tel", "conversation_id")
 
 
 # The newest conversations read to find an open one: a customer rarely has more with one number.
@@ -31,6 +92,7 @@ RECENT_CONVERSATIONS = 10
 CUSTOMER_RETURNS = guard("customer_returns")
 CUSTOMER_RETURNS_FROM = frozenset(BY_NAME["customer_returns"].sources)
 CLOSE = guard("close")
+HANDBACK = guard("handback")
 
 
 class Recorded(Enum):
@@ -43,6 +105,15 @@ class Recorded(Enum):
     # The extra writes' condition failed (a keyword for the state the customer is in): nothing was
     # written; record the message without them.
     EXTRA_REFUSED = "extra_refused"
+
+
+class ChangeRefused(Exception):
+    """A conditional change of the conversation did not apply; ``current`` is the record as it is now
+    (None: there is none)."""
+
+    def __init__(self, current: Conversation | None) -> None:
+        super().__init__("the conversation is not in a state this change applies to")
+        self.current = current
 
 
 class ConversationRepository:
@@ -167,7 +238,8 @@ class ConversationRepository:
         if conversation.status in CUSTOMER_RETURNS_FROM:
             # The customer writing again reopens the window (the status read is the condition's).
             values[":returned"] = {"S": CUSTOMER_RETURNS[2]}
-            sets += ", #status = :returned"
+            values.update(TenantRef.of(conversation).status_values(CUSTOMER_RETURNS[2]))
+            sets += f", #status = :returned, {TENANT_STATUS_SET}"
         return {
             "Update": {
                 "TableName": self._table,
@@ -188,7 +260,9 @@ class ConversationRepository:
             "Update": {
                 "TableName": self._table,
                 "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
-                "UpdateExpression": "SET #status = :closed, closed_reason = :idle, updated_at = :now",
+                "UpdateExpression": (
+                    f"SET #status = :closed, {TENANT_STATUS_SET}, closed_reason = :idle, updated_at = :now"
+                ),
                 "ConditionExpression": (
                     f"{condition} AND inbound_seq = :seq AND attribute_not_exists(pending_reply) AND "
                     "(attribute_not_exists(last_activity_at) OR last_activity_at = :last)"
@@ -197,6 +271,7 @@ class ConversationRepository:
                 "ExpressionAttributeValues": {
                     **from_values,
                     ":closed": {"S": target},
+                    **TenantRef.of(conversation).status_values(target),
                     ":idle": {"S": "idle"},
                     ":now": {"S": now},
                     ":seq": {"N": str(conversation.inbound_seq)},
@@ -216,11 +291,7 @@ class ConversationRepository:
 
     @staticmethod
     def item(conversation: Conversation) -> dict[str, Any]:
-        item = to_item(conversation.model_dump(mode="json"))
-        item["channel_created_at"] = {
-            "S": Conversation.sort_key_for(conversation.company_address, conversation.created_at)
-        }
-        return item
+        return to_item(index_fields(conversation.model_dump(mode="json")))
 
     def put_new(self, conversation: Conversation) -> bool:
         """Create the record unless it exists; returns False when it already did."""
@@ -234,3 +305,152 @@ class ConversationRepository:
                 return False
             raise
         return True
+
+    def _change(self, conversation: Conversation, update: dict[str, Any]) -> Conversation:
+        key = self.key(conversation.recipient_tel, conversation.conversation_id)
+        try:
+            answer = self._db.update_item(TableName=self._table, Key=key, ReturnValues="ALL_NEW", **update)
+        except ClientError as error:
+            if condition_failed(error):
+                raise ChangeRefused(
+                    self.get(conversation.recipient_tel, conversation.conversation_id)
+                ) from error
+            raise
+        return Conversation.model_validate(from_item(answer["Attributes"]))
+
+    def hand_back(self, conversation: Conversation, now: str, now_ms: int) -> Conversation:
+        """From a person back to the AI, in one conditional update: the handoff flag cleared, status
+        active, and answered_seq moved to inbound_seq as it stands at that instant, so no message the
+        person handled is ever answered by the AI (a message recorded a moment later carries the AI
+        route and is the first the AI answers). Refused (ChangeRefused) unless the conversation is
+        handed off or ignored (models.lifecycle "handback"), no reply is being sent (its final write
+        would move answered_seq back) and no reply processor holds the lease.
+
+        The messages the person handled are noted for the AI's next turn (human_era_from/upto):
+        from the answered_seq as read (the condition holds it), or, if the AI has not answered since
+        an earlier handback, from where that one began, so a second handoff before the AI spoke again
+        does not hide the first one's messages."""
+        unanswered_since_last = (
+            conversation.human_era_upto is not None
+            and conversation.human_era_from is not None
+            and conversation.answered_seq == conversation.human_era_upto
+        )
+        era_from = conversation.human_era_from if unanswered_since_last else conversation.answered_seq
+        condition, from_values, target = HANDBACK
+        return self._change(
+            conversation,
+            {
+                "UpdateExpression": (
+                    f"SET handoff_to_human = :false, #status = :active, {TENANT_STATUS_SET}, "
+                    "updated_at = :now, human_era_from = :from, human_era_upto = inbound_seq, "
+                    "answered_seq = inbound_seq"
+                ),
+                "ConditionExpression": (
+                    f"{condition} AND answered_seq = :answered AND attribute_not_exists(pending_reply) AND "
+                    "(attribute_not_exists(lease_until) OR lease_until < :now_ms)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    **from_values,
+                    ":false": {"BOOL": False},
+                    ":active": {"S": target},
+                    **TenantRef.of(conversation).status_values(target),
+                    ":now": {"S": now},
+                    ":from": {"N": str(era_from)},
+                    ":answered": {"N": str(conversation.answered_seq)},
+                    ":now_ms": {"N": str(now_ms)},
+                },
+            },
+        )
+
+    def close(self, conversation: Conversation, now: str, now_ms: int) -> Conversation:
+        """Status closed, so the customer's next message opens a new conversation (open_for skips an
+        ended one). Refused (ChangeRefused) for a conversation not open (models.lifecycle "close"),
+        or one a reply is being sent in (its final write would hand it over again)."""
+        condition, from_values, target = CLOSE
+        return self._change(
+            conversation,
+            {
+                "UpdateExpression": (
+                    f"SET #status = :closed, {TENANT_STATUS_SET}, handoff_to_human = :false, "
+                    "closed_reason = :person, closed_at = :now, updated_at = :now"
+                ),
+                "ConditionExpression": (
+                    f"{condition} AND attribute_not_exists(pending_reply) AND "
+                    "(attribute_not_exists(lease_until) OR lease_until < :now_ms)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    **from_values,
+                    ":closed": {"S": target},
+                    **TenantRef.of(conversation).status_values(target),
+                    ":false": {"BOOL": False},
+                    ":person": {"S": "person"},
+                    ":now": {"S": now},
+                    ":now_ms": {"N": str(now_ms)},
+                },
+            },
+        )
+
+    def find(self, conversation_id: str) -> list[Conversation]:
+        """Every record with this id (one, unless a request id was reused for another customer after
+        its idempotency record expired): the keys from the by-conversation-id index, then each
+        record read strongly consistently. The index lags its table by a moment: a conversation
+        created this instant may not be found yet."""
+        answer = self._db.query(
+            TableName=self._table,
+            IndexName=CONVERSATION_ID_INDEX,
+            KeyConditionExpression="conversation_id = :c",
+            ExpressionAttributeValues={":c": {"S": conversation_id}},
+            Limit=10,
+        )
+        found = []
+        for key in answer.get("Items", []):
+            conversation = self.get(key["recipient_tel"]["S"], conversation_id)
+            if conversation is not None:
+                found.append(conversation)
+        return found
+
+    def by_status(
+        self, tenant: TenantRef, status: str, limit: int, after: dict[str, str] | None = None
+    ) -> ListedPage:
+        """One page of a tenant's conversations in one status, the latest activity first."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": TENANT_STATUS_INDEX,
+            "KeyConditionExpression": "tenant_status = :k",
+            "ExpressionAttributeValues": {":k": {"S": tenant.status_key(status)}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {name: {"S": value} for name, value in after.items()}
+        answer = self._db.query(**kwargs)
+        listed = []
+        for raw in answer.get("Items", []):
+            data = from_item(raw)
+            listed.append(
+                Listed(
+                    recipient_tel=str(data["recipient_tel"]),
+                    conversation_id=str(data["conversation_id"]),
+                    channel=str(data.get("channel", "")),
+                    customer_address=str(data.get("customer_address", "")),
+                    last_activity_at=str(data["last_activity_at"]),
+                    handoff_reason=data.get("handoff_reason"),
+                )
+            )
+        last = answer.get("LastEvaluatedKey")
+        next_key = {name: str(value["S"]) for name, value in last.items()} if last else None
+        return ListedPage(listed, next_key)
+
+
+def index_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A new record's attributes with the index keys derived from it: the local index's sort key, the
+    tenant-status key, and a last activity (its creation, until a message moves it) so the record
+    is listed from the start."""
+    return {
+        **data,
+        "channel_created_at": Conversation.sort_key_for(data["company_address"], data["created_at"]),
+        "tenant_status": TenantRef(data["company_id"], data["project_id"]).status_key(data["status"]),
+        "last_activity_at": data.get("last_activity_at") or data["created_at"],
+    }

@@ -152,6 +152,31 @@ class MessageRepository:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def seq_range(self, conversation_id: str, from_seq: int, upto_seq: int) -> list[Message]:
+        """Every message with from_seq <= seq <= upto_seq, in order (customer messages and what was sent
+        after each): one key range."""
+        if upto_seq < from_seq:
+            return []
+        found: list[Message] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "conversation_id = :c AND #position BETWEEN :low AND :high",
+            "ExpressionAttributeNames": {"#position": "position"},
+            "ExpressionAttributeValues": {
+                ":c": {"S": conversation_id},
+                ":low": {"S": inbound_position(from_seq)},
+                # Everything sent after the upto_seq-th message sorts below the next one's "#in".
+                ":high": {"S": inbound_position(upto_seq + 1)},
+            },
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            found.extend(m for m in self._messages(page.get("Items", [])) if m.seq <= upto_seq)
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def history(
         self,
         conversation_id: str,

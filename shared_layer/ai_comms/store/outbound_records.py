@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.lifecycle import guard
 from ai_comms.models.message import Message
+from ai_comms.store.conversations import TENANT_STATUS_SET, TenantRef, index_fields
 from ai_comms.store.dynamo import (
     TransactionCancelled,
     condition_failed,
@@ -94,10 +95,7 @@ class OutboundRecords:
 
     def create(self, conversation: Conversation, extra: dict[str, Any]) -> bool:
         """Create the record in status "initiating" unless it exists; False when it already did."""
-        data = {**conversation.model_dump(mode="json"), **extra}
-        data["channel_created_at"] = Conversation.sort_key_for(
-            conversation.company_address, conversation.created_at
-        )
+        data = index_fields({**conversation.model_dump(mode="json"), **extra})
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -129,7 +127,15 @@ class OutboundRecords:
         )
         return from_item(answer["Attributes"])[name]
 
-    def claim(self, recipient_tel: str, conversation_id: str, claim_id: str, until_ms: int, now: str) -> bool:
+    def claim(
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        until_ms: int,
+        now: str,
+    ) -> bool:
         """Take the right to send, only from "initiating": an expired "sending" claim is never re-taken
         (its holder may have sent; see ``close_unknown``)."""
         try:
@@ -137,8 +143,8 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #status = :sending, send_claim_id = :id, send_claim_until = :until, "
-                    "updated_at = :now ADD send_attempts :one"
+                    f"SET #status = :sending, {TENANT_STATUS_SET}, send_claim_id = :id, "
+                    "send_claim_until = :until, updated_at = :now ADD send_attempts :one"
                 ),
                 ConditionExpression=(
                     "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND " + CLAIM[0]
@@ -147,6 +153,7 @@ class OutboundRecords:
                 ExpressionAttributeValues={
                     **CLAIM[1],
                     ":sending": {"S": CLAIM[2]},
+                    **tenant.status_values(CLAIM[2]),
                     ":id": {"S": claim_id},
                     ":until": {"N": str(until_ms)},
                     ":now": {"S": now},
@@ -159,21 +166,30 @@ class OutboundRecords:
             raise
         return True
 
-    def release(self, recipient_tel: str, conversation_id: str, claim_id: str, reason: str, now: str) -> None:
+    def release(
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        reason: str,
+        now: str,
+    ) -> None:
         """Give the claim back after a send that certainly did not go out."""
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #status = :initiating, last_error = :reason, updated_at = :now "
-                    "REMOVE send_claim_id, send_claim_until"
+                    f"SET #status = :initiating, {TENANT_STATUS_SET}, last_error = :reason, "
+                    "updated_at = :now REMOVE send_claim_id, send_claim_until"
                 ),
                 ConditionExpression=f"send_claim_id = :id AND {RELEASE[0]}",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     **RELEASE[1],
                     ":initiating": {"S": RELEASE[2]},
+                    **tenant.status_values(RELEASE[2]),
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
@@ -184,7 +200,13 @@ class OutboundRecords:
                 raise
 
     def withhold(
-        self, recipient_tel: str, conversation_id: str, claim_id: str, reason: str, now: str
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        reason: str,
+        now: str,
     ) -> None:
         """Close the request without sending (the recipient opted out since it was accepted)."""
         try:
@@ -192,14 +214,15 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #status = :undelivered, last_error = :reason, updated_at = :now "
-                    "REMOVE send_claim_id, send_claim_until"
+                    f"SET #status = :undelivered, {TENANT_STATUS_SET}, last_error = :reason, "
+                    "updated_at = :now REMOVE send_claim_id, send_claim_until"
                 ),
                 ConditionExpression=f"send_claim_id = :id AND {WITHHELD[0]}",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     **WITHHELD[1],
                     ":undelivered": {"S": WITHHELD[2]},
+                    **tenant.status_values(WITHHELD[2]),
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
@@ -211,6 +234,7 @@ class OutboundRecords:
 
     def complete(
         self,
+        tenant: TenantRef,
         recipient_tel: str,
         conversation_id: str,
         claim_id: str,
@@ -228,7 +252,8 @@ class OutboundRecords:
                         "TableName": self._table,
                         "Key": self._key(recipient_tel, conversation_id),
                         "UpdateExpression": (
-                            "SET #status = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
+                            f"SET #status = :active, {TENANT_STATUS_SET}, template_sid = :sid, "
+                            "sent_at = :at, timings = :timings, "
                             "updated_at = :now, last_activity_at = :at, expires_at = :expires "
                             "REMOVE send_claim_id, send_claim_until, last_error"
                         ),
@@ -237,6 +262,7 @@ class OutboundRecords:
                         "ExpressionAttributeValues": {
                             **SENT[1],
                             ":active": {"S": SENT[2]},
+                            **tenant.status_values(SENT[2]),
                             ":sid": {"S": str(message.sid)},
                             ":at": {"S": message.at},
                             ":timings": to_value(timings),
@@ -252,6 +278,7 @@ class OutboundRecords:
 
     def close_unknown(
         self,
+        tenant: TenantRef,
         recipient_tel: str,
         conversation_id: str,
         claim_id: str,
@@ -274,7 +301,8 @@ class OutboundRecords:
                             "TableName": self._table,
                             "Key": self._key(recipient_tel, conversation_id),
                             "UpdateExpression": (
-                                "SET #status = :active, send_outcome_unknown = :true, last_error = :reason, "
+                                f"SET #status = :active, {TENANT_STATUS_SET}, send_outcome_unknown = :true, "
+                                "last_error = :reason, "
                                 "updated_at = :now, last_activity_at = :now, expires_at = :expires "
                                 "REMOVE send_claim_id, send_claim_until"
                             ),
@@ -283,6 +311,7 @@ class OutboundRecords:
                             "ExpressionAttributeValues": {
                                 **SENT[1],
                                 ":active": {"S": SENT[2]},
+                                **tenant.status_values(SENT[2]),
                                 ":true": {"BOOL": True},
                                 ":reason": {"S": reason},
                                 ":now": {"S": now},
@@ -301,15 +330,23 @@ class OutboundRecords:
         return True
 
     def note_error(
-        self, recipient_tel: str, conversation_id: str, reason: str, now: str, *, failed: bool
+        self,
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        reason: str,
+        now: str,
+        *,
+        failed: bool,
     ) -> bool:
         """Record why an attempt failed; `failed` ends the request. Never touches a sent record."""
         expression = "SET last_error = :reason, updated_at = :now"
         # Only while the request is still being made: the failure's transition, from its sources.
         values: dict[str, Any] = {":reason": {"S": reason}, ":now": {"S": now}, **FAILED[1]}
         if failed:
-            expression += ", #status = :failed, failed_at = :now"
+            expression += f", #status = :failed, {TENANT_STATUS_SET}, failed_at = :now"
             values[":failed"] = {"S": FAILED[2]}
+            values.update(tenant.status_values(FAILED[2]))
         try:
             self._db.update_item(
                 TableName=self._table,

@@ -15,7 +15,7 @@ from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import HandoffReason, HandoffRequested
 from ai_comms.models.lifecycle import guard
 from ai_comms.models.message import Message
-from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.conversations import TENANT_STATUS_SET, ConversationRepository, TenantRef
 from ai_comms.store.dynamo import TransactionCancelled, condition_failed, from_item, to_value, transact_write
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.outbox import outbox_put_request
@@ -56,6 +56,8 @@ class LeaseRef:
     recipient_tel: str
     conversation_id: str
     owner: str
+    # Whose conversation it is: every write that changes its status keeps the tenant-status key.
+    tenant: TenantRef
 
     @property
     def key(self) -> dict[str, Any]:
@@ -181,6 +183,7 @@ class ReplyRecords:
             sets += [
                 "handoff_to_human = :true",
                 "#status = :status",
+                TENANT_STATUS_SET,
                 "handoff_reason = :reason",
                 "handoff_detail = :detail",
             ]
@@ -189,6 +192,7 @@ class ReplyRecords:
                     ":true": {"BOOL": True},
                     ":false": {"BOOL": False},
                     ":status": {"S": "handed_off"},
+                    **lease.tenant.status_values("handed_off"),
                     ":reason": {"S": pending.handoff_reason or "ai_action"},
                     ":detail": {"S": pending.handoff_detail} if pending.handoff_detail else {"NULL": True},
                 }
@@ -240,6 +244,7 @@ class ReplyRecords:
             sets += [
                 "handoff_to_human = :true",
                 "#status = :handed_off",
+                TENANT_STATUS_SET,
                 "handoff_reason = :reason",
                 "handoff_detail = :detail",
             ]
@@ -247,6 +252,7 @@ class ReplyRecords:
                 {
                     ":true": {"BOOL": True},
                     ":handed_off": {"S": "handed_off"},
+                    **lease.tenant.status_values("handed_off"),
                     ":reason": {"S": hand_over.reason},
                     ":detail": {"S": hand_over.detail} if hand_over.detail else {"NULL": True},
                 }
@@ -295,8 +301,8 @@ class ReplyRecords:
         condition = ""
         if change_status:
             condition, from_values, target = WINDOW_CLOSED
-            values.update({**from_values, ":closed": {"S": target}})
-            sets += ", #status = :closed"
+            values.update({**from_values, ":closed": {"S": target}, **lease.tenant.status_values(target)})
+            sets += f", #status = :closed, {TENANT_STATUS_SET}"
         self._guarded(
             lease,
             sets + " REMOVE lease_owner, lease_until, lease_upto",
@@ -310,9 +316,15 @@ class ReplyRecords:
         condition, from_values, target = MISCONFIGURED
         self._guarded(
             lease,
-            "SET #status = :failed, failure_reason = :reason, updated_at = :now "
+            f"SET #status = :failed, {TENANT_STATUS_SET}, failure_reason = :reason, updated_at = :now "
             "REMOVE lease_owner, lease_until, lease_upto",
-            {":failed": {"S": target}, ":reason": {"S": reason}, ":now": {"S": now}, **from_values},
+            {
+                ":failed": {"S": target},
+                **lease.tenant.status_values(target),
+                ":reason": {"S": reason},
+                ":now": {"S": now},
+                **from_values,
+            },
             condition,
             names={"#status": "status"},
         )

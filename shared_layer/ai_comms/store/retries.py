@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.lifecycle import guard
-from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.conversations import TENANT_STATUS_SET, ConversationRepository, TenantRef
 from ai_comms.store.dynamo import condition_failed, from_item
 
 RETRY = guard("retry")
@@ -32,7 +32,8 @@ def reopen(
             TableName=table,
             Key=ConversationRepository.key(conversation.recipient_tel, conversation.conversation_id),
             UpdateExpression=(
-                "SET #status = :active, handoff_to_human = :false, answered_seq = :answered, "
+                f"SET #status = :active, {TENANT_STATUS_SET}, handoff_to_human = :false, "
+                "answered_seq = :answered, "
                 "updated_at = :now REMOVE failure_reason, last_error, handoff_reason, handoff_detail"
             ),
             ConditionExpression=(
@@ -43,6 +44,7 @@ def reopen(
             ExpressionAttributeValues={
                 **from_values,
                 ":active": {"S": target},
+                **TenantRef.of(conversation).status_values(target),
                 ":false": {"BOOL": False},
                 ":answered": {"N": str(answered_seq)},
                 ":now": {"S": now},

@@ -79,7 +79,8 @@ resource "aws_api_gateway_integration" "route" {
   uri                     = each.value.invoke_arn
 }
 
-# Only this API, and only the route's own method and path, may invoke the function.
+# Only this API, and only the route's own method and path, may invoke the function. API Gateway
+# names the request's path in the source ARN, so a path parameter ("{conversation_id}") is a "*".
 resource "aws_lambda_permission" "route" {
   for_each = var.routes
 
@@ -87,7 +88,7 @@ resource "aws_lambda_permission" "route" {
   action        = "lambda:InvokeFunction"
   function_name = each.value.function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/*/${each.value.method}/${each.value.path}"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/*/${each.value.method}/${replace(each.value.path, "/\\{[^}/]+\\}/", "*")}"
 }
 
 resource "aws_api_gateway_deployment" "this" {

@@ -51,6 +51,16 @@ resource "aws_dynamodb_table" "conversations" {
     type = "S"
   }
 
+  attribute {
+    name = "tenant_status"
+    type = "S"
+  }
+
+  attribute {
+    name = "last_activity_at"
+    type = "S"
+  }
+
   # The webhook finds the latest conversation between one customer and one company address with a
   # single Query: same partition (recipient_tel), sort key "<company_address>#<created_at>".
   # An LSI (not a GSI) keeps that read strongly consistent.
@@ -58,6 +68,25 @@ resource "aws_dynamodb_table" "conversations" {
     name            = "by-company-address"
     range_key       = "channel_created_at"
     projection_type = "ALL"
+  }
+
+  # The conversations API lists a tenant's conversations in one status, latest activity first:
+  # "<company>#<project>#<status>", written with every status change. Only what a listing shows is
+  # projected, so the index write each message causes (last_activity_at moves) stays small.
+  global_secondary_index {
+    name               = "by-tenant-status"
+    hash_key           = "tenant_status"
+    range_key          = "last_activity_at"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["channel", "customer_address", "handoff_reason"]
+  }
+
+  # A conversation found by its id alone (the API's paths). Keys only, and its key never changes:
+  # one index write per conversation, when it is created.
+  global_secondary_index {
+    name            = "by-conversation-id"
+    hash_key        = "conversation_id"
+    projection_type = "KEYS_ONLY"
   }
 
   ttl {

@@ -29,3 +29,11 @@ output "messages_stream_arn" {
   description = "Stream of the messages table (new items), which the outbox relay reads."
   value       = aws_dynamodb_table.messages.stream_arn
 }
+
+output "conversations_indexes" {
+  description = "ARN of each global index of the conversations table, by name: grants name the index they query."
+  value = {
+    for index in aws_dynamodb_table.conversations.global_secondary_index :
+    index.name => "${aws_dynamodb_table.conversations.arn}/index/${index.name}"
+  }
+}
