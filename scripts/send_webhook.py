@@ -49,6 +49,18 @@ def parse_args(argv: list[str] | None, defaults: dict[str, Any]) -> argparse.Nam
     return args
 
 
+def tell_fake(fake_url: str, customer: str, company: str) -> None:
+    body = json.dumps({"from": customer, "to": company}).encode()
+    request = urllib.request.Request(  # noqa: S310 - the local fake's loopback URL
+        f"{fake_url}/fake/inbound", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+            pass
+    except (urllib.error.URLError, OSError) as error:
+        print(f"warning: the Twilio fake did not take the customer's message ({error})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     defaults = json.loads(ENDPOINTS.read_text()) if ENDPOINTS.is_file() else {}
     args = parse_args(argv, defaults)
@@ -61,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         "Body": args.body,
         "NumMedia": "0",
     }
+    fake = defaults.get("twilio_fake_url")
+    if fake and args.url == defaults.get("webhook_urls", {}).get(args.channel):
+        # Locally, Twilio is the fake: tell it the customer wrote, as the real Twilio would know,
+        # so WhatsApp's 24-hour window is open for the engine's free-form reply.
+        tell_fake(fake, form["From"], form["To"])
     token = "not-the-token" if args.bad_signature else args.auth_token
     payload = urlencode(form).encode()
     headers = {

@@ -31,7 +31,7 @@ locals {
   # Powertools writes the engine's metrics with one dimension, the function's service name.
   app_metrics = {
     "twilio-webhook"        = ["RepliesAccepted", "DuplicatesDropped", "WebhookErrors", "Refused403"]
-    "reply-processor"       = ["RepliesSent", "MessagesSent", "Handoffs", "OptOuts", "RepliesSkipped", "RecordsFailed", "PostSendFailures", "HandoffNoticeFailures"]
+    "reply-processor"       = ["RepliesSent", "MessagesSent", "Handoffs", "OptOuts", "RepliesSkipped", "RecordsFailed", "PostSendFailures", "HandoffNoticeFailures", "AiUnanswerable", "TenantPauses", "RecordsParked"]
     "initiate-conversation" = ["ConversationsRequested", "RepeatedRequests", "InitiateErrors"]
     "channel-sender"        = ["TemplatesSent", "DuplicateRequestsSkipped", "OutboundFailures", "PostSendUpdateFailures"]
     "outbox-relay"          = ["EventsRelayed", "RelayRetries", "RecordsSkipped"]
@@ -211,3 +211,24 @@ check "every_dlq_has_an_alarm" {
   }
 }
 
+
+# A tenant-wide failure (credentials or quota refused) pauses that tenant's processing instead of
+# failing its conversations; someone must fix the tenant's account, so every pause is alarmed. The
+# pause lifts by itself with the first success after it (the OK action says so).
+resource "aws_cloudwatch_metric_alarm" "tenant_paused" {
+  for_each = { "reply-processor" = module.reply_processor.function_name, "channel-sender" = module.channel_sender.function_name }
+
+  alarm_name          = "${each.value}-tenant-paused"
+  alarm_description   = "${each.value} paused a tenant: its OpenAI key, its quota or its Twilio credentials were refused (see the \"tenant paused\" log lines for which). Work waits and resumes by itself once they work again."
+  comparison_operator = "GreaterThanThreshold"
+  evaluation_periods  = 1
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  namespace           = local.function_environment.POWERTOOLS_METRICS_NAMESPACE
+  metric_name         = "TenantPauses"
+  dimensions          = { service = each.key }
+  statistic           = "Sum"
+  period              = 300
+  alarm_actions       = [module.monitoring.alerts_topic_arn]
+  ok_actions          = [module.monitoring.alerts_topic_arn]
+}

@@ -128,6 +128,7 @@ module "channel_sender" {
     TWILIO_TIMEOUT_SECONDS  = "10"
     MAX_RECEIVES            = "3"
     RETRY_BASE_SECONDS      = tostring(var.reply_retry_base_seconds)
+    TENANT_PAUSE_SECONDS    = tostring(var.tenant_pause_seconds)
     # The template's StatusCallback: POST <public base>/<channel>/status.
     PUBLIC_BASE_URL = local.public_base_url
   })
@@ -143,6 +144,24 @@ module "channel_sender" {
       sid       = "Messages"
       actions   = ["dynamodb:UpdateItem"]
       resources = [module.tables.arns.messages]
+    },
+    {
+      # The tenant's pause (a tenant-wide failure): only the "pause#<company>" partitions, never a
+      # tenant's configuration.
+      sid       = "TenantPauses"
+      actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.company_data]
+      conditions = [{
+        test     = "ForAllValues:StringLike"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["pause#*"]
+      }]
+    },
+    {
+      # A paused tenant's records wait as delayed copies of themselves.
+      sid       = "ParkRecords"
+      actions   = ["sqs:SendMessage"]
+      resources = [for queue in module.outbound_queue : queue.arn]
     },
     {
       # The heartbeat addresses the queue by URL, looked up once from the record's queue ARN.

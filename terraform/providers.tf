@@ -1,5 +1,7 @@
 locals {
   emulated = var.aws_endpoint_url != null
+  # DynamoDB may answer elsewhere than the rest of the emulator (DynamoDB Local under moto).
+  dynamodb_endpoint = var.aws_dynamodb_endpoint_url != null ? var.aws_dynamodb_endpoint_url : var.aws_endpoint_url
 }
 
 provider "aws" {
@@ -11,11 +13,12 @@ provider "aws" {
   skip_metadata_api_check     = local.emulated
   s3_use_path_style           = local.emulated
 
-  # Every service this configuration calls moves to the emulator together (null keeps AWS).
+  # Every service this configuration calls moves to the emulator together (null keeps AWS);
+  # DynamoDB to its own endpoint when the emulator has one.
   endpoints {
     apigateway     = var.aws_endpoint_url
     cloudwatch     = var.aws_endpoint_url
-    dynamodb       = var.aws_endpoint_url
+    dynamodb       = local.dynamodb_endpoint
     events         = var.aws_endpoint_url
     iam            = var.aws_endpoint_url
     kms            = var.aws_endpoint_url

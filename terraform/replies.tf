@@ -45,6 +45,7 @@ module "reply_processor" {
     OPENAI_TIMEOUT_SECONDS     = tostring(var.openai_timeout_seconds)
     OPENAI_MAX_RETRIES         = tostring(var.openai_max_retries)
     RETRY_BASE_SECONDS         = tostring(var.reply_retry_base_seconds)
+    TENANT_PAUSE_SECONDS       = tostring(var.tenant_pause_seconds)
     HEARTBEAT_INTERVAL_SECONDS = "10"
     VISIBILITY_EXTEND_SECONDS  = tostring(local.ai_reply_visibility_timeout_seconds)
     HANDOFF_TOPIC_ARN          = aws_sns_topic.handoff_notices.arn
@@ -72,6 +73,24 @@ module "reply_processor" {
       sid       = "Messages"
       actions   = ["dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:PutItem"]
       resources = [module.tables.arns.messages]
+    },
+    {
+      # The tenant's pause (a tenant-wide failure): only the "pause#<company>" partitions, never a
+      # tenant's configuration.
+      sid       = "TenantPauses"
+      actions   = ["dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+      resources = [module.tables.arns.company_data]
+      conditions = [{
+        test     = "ForAllValues:StringLike"
+        variable = "dynamodb:LeadingKeys"
+        values   = ["pause#*"]
+      }]
+    },
+    {
+      # A paused tenant's records wait as delayed copies of themselves.
+      sid       = "ParkRecords"
+      actions   = ["sqs:SendMessage"]
+      resources = [for queue in module.ai_reply_queue : queue.arn]
     },
     {
       sid       = "TenantConfig"

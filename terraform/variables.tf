@@ -21,6 +21,12 @@ variable "aws_endpoint_url" {
   default     = null
 }
 
+variable "aws_dynamodb_endpoint_url" {
+  description = "DynamoDB endpoint of the emulator when it is not aws_endpoint_url (the local cloud's DynamoDB Local front under moto). Null uses aws_endpoint_url."
+  type        = string
+  default     = null
+}
+
 variable "channels" {
   description = "Channels speaking the Twilio webhook format, by name (also the webhook path \"/<name>\"): debounce delay of the AI reply queue and the address prefix Twilio uses (\"whatsapp:\")."
   type = map(object({
@@ -99,7 +105,7 @@ variable "table_deletion_protection" {
 }
 
 variable "public_base_url" {
-  description = "Public base URL Twilio calls (custom domain or stage URL), used to verify X-Twilio-Signature; empty lets the webhook rebuild it from the request."
+  description = "Public base URL Twilio calls (custom domain or stage URL): the senders' StatusCallback (<url>/<channel>/status) and the URL X-Twilio-Signature is verified against; empty means the stage's own invoke URL for StatusCallback and lets the webhook and status route rebuild it from the request."
   type        = string
   default     = ""
 }
@@ -193,6 +199,17 @@ variable "openai_max_retries" {
   validation {
     condition     = var.openai_max_retries >= 0 && var.openai_max_retries <= 5
     error_message = "openai_max_retries must be 0 to 5."
+  }
+}
+
+variable "tenant_pause_seconds" {
+  description = "First pause of a tenant whose OpenAI key, quota or Twilio credentials are refused (each pause in a row doubles, up to 900 s); its work waits, alarmed, and resumes by itself."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.tenant_pause_seconds >= 1 && var.tenant_pause_seconds <= 900
+    error_message = "tenant_pause_seconds must be 1 to 900."
   }
 }
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from ai_comms.pausing import TenantPaused
 from ai_comms.replies.record import QueuedRecord, RecordFailed, parse_reply_event
 from ai_comms.replies.service import ReplyService
 
@@ -44,6 +45,18 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
     logger.append_keys(conversation_id=event.conversation_id)
     try:
         return service.process(event, queued)
+    except TenantPaused as paused:
+        # Parked, not failed: the tenant's credentials or quota, not this record, are the problem.
+        logger.warning(
+            "tenant paused; record parked", extra={"reason": paused.reason, "seconds": paused.seconds}
+        )
+        try:
+            service.park(queued, record.body, paused)
+        except Exception:
+            logger.exception("record not parked; it returns after its backoff")
+            service.reschedule(queued, paused)
+            raise
+        return "parked"
     except RecordFailed as failure:
         logger.warning("record failed", extra={"reason": str(failure), "permanent": failure.permanent})
         metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)

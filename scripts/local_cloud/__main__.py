@@ -11,7 +11,7 @@ import threading
 import time
 from types import FrameType
 
-from local_cloud.cloud import LocalCloud
+from local_cloud.cloud import EMULATOR_ENV, EMULATORS, LocalCloud, emulator_kind
 from local_cloud.demo import Providers, describe, seed_demo, write_endpoints
 from local_cloud.terraform import LOCAL_TFVARS, Workspace
 
@@ -25,9 +25,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="extra -var")
     up.add_argument("--api-port", type=int, default=int(os.environ.get("AI_COMMS_API_PORT", "8080")))
     up.add_argument(
+        "--emulator",
+        choices=EMULATORS,
+        default=None,
+        help=f"the AWS emulator (env {EMULATOR_ENV}, default {EMULATORS[0]}); DynamoDB Local under both",
+    )
+    up.add_argument(
         "--emulator-port", type=int, default=int(os.environ.get("AI_COMMS_EMULATOR_PORT", "5000"))
     )
-    up.add_argument("--reuse-emulator", action="store_true", help="adopt a moto server already on the port")
+    up.add_argument(
+        "--dynamodb-port",
+        type=int,
+        default=int(os.environ.get("AI_COMMS_DYNAMODB_PORT", "5001")),
+        help="moto only: the DynamoDB endpoint (LocalStack serves DynamoDB on its own port)",
+    )
+    up.add_argument(
+        "--reuse-emulator",
+        action="store_true",
+        help="adopt an emulator already on the port (moto: with its DynamoDB on --dynamodb-port)",
+    )
     up.add_argument("--no-seed", action="store_true", help="skip the demo data")
     return parser.parse_args(argv)
 
@@ -48,16 +64,23 @@ def up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
-    cloud = LocalCloud()
+    cloud = LocalCloud(emulator=emulator_kind(args.emulator))
     try:
-        cloud.start(args.emulator_port, args.api_port, [workspace], reuse_emulator=args.reuse_emulator)
+        cloud.start(
+            args.emulator_port,
+            args.api_port,
+            [workspace],
+            reuse_emulator=args.reuse_emulator,
+            dynamodb_port=args.dynamodb_port,
+        )
         assert cloud.runner is not None and cloud.runner.topology is not None
         topology = cloud.runner.topology
-        print(f"emulator:   {cloud.endpoint_url}", flush=True)
+        print(f"emulator:   {cloud.emulator_kind} at {cloud.endpoint_url}", flush=True)
+        print(f"dynamodb:   DynamoDB Local at {cloud.dynamodb_endpoint_url}", flush=True)
         print(f"apply:      {cloud.terraform.apply_seconds.get(workspace.name, 0.0):.1f} s", flush=True)
         print(
-            f"runner:     {len(topology.functions)} functions, {len(cloud.runner.pollers)} SQS mappings, "
-            f"{len(topology.routes)} routes",
+            f"runner:     {len(topology.functions)} functions, {len(cloud.runner.pollers)} event source "
+            f"mappings, {len(topology.routes)} routes",
             flush=True,
         )
         tenant = None if args.no_seed else seed_demo(cloud, workspace.name, providers)
@@ -72,6 +95,9 @@ def up(args: argparse.Namespace) -> int:
             print(f"initiate:   {described['initiate_url']} (x-api-key in endpoints.json)", flush=True)
         print(f"endpoints:  {endpoints}", flush=True)
         print("try:        .venv/bin/python scripts/send_webhook.py 'Hi, where is my order?'", flush=True)
+        demo_tel = (described.get("demo") or {}).get("customer_tel")
+        if demo_tel:
+            print(f"then:       .venv/bin/python -m ops --local conversation show {demo_tel}", flush=True)
         print(f"ready in {time.monotonic() - started:.1f} s; Ctrl-C to stop", flush=True)
         while not stopping.wait(1.0):
             pass

@@ -1,9 +1,12 @@
 """Counts the AWS API calls each function makes, and injects faults into them: a forwarding proxy per
 function in front of the emulator.
 
-Used by the benchmarks ("AWS API calls per webhook"): each worker's AWS_ENDPOINT_URL points at its
-own proxy, so every call is attributed to exactly one function, and the SQS pollers (the runner's
-own calls, which Lambda's event source mapping makes in AWS) are not counted.
+Used by the benchmarks ("AWS API calls per webhook"): each worker's AWS_ENDPOINT_URL (and its
+DynamoDB endpoints) point at its own proxy, so every call is attributed to exactly one function,
+and the SQS pollers (the runner's own calls, which Lambda's event source mapping makes in AWS) are
+not counted. Calls go on by the service of their SigV4 scope: ``routes`` names an upstream per
+service (DynamoDB and DynamoDB Streams, both signed as ``dynamodb``, to the local cloud's
+DynamoDB), everything else to ``upstream`` (the emulator).
 
 Used by the fault suite (tests/e2e/test_faults.py): ``inject("dynamodb.UpdateItem", status=500,
 count=3)`` makes the next three UpdateItem calls of that one function fail the way AWS fails them,
@@ -31,27 +34,24 @@ work that shares the function.
 
 from __future__ import annotations
 
-import http.client
 import json
-import re
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+from local_cloud.http_proxy import Answer, LoopbackProxy, Request, forward, signing_scope
+
 _DEFAULT_CODES = {500: "InternalServerError", 503: "ServiceUnavailable", 400: "ValidationException"}
 
 
 def operation_of(headers: Any, body: bytes) -> str:
     """'dynamodb.GetItem' from the SigV4 scope and the X-Amz-Target header or the query Action."""
-    found = _SERVICE.search(headers.get("Authorization", ""))
-    service = found.group(1) if found else "unknown"
+    service = signing_scope(headers)[1]
     target = headers.get("X-Amz-Target", "")
     if target:
         return f"{service}.{target.rsplit('.', 1)[-1]}"
@@ -117,34 +117,23 @@ def error_response(content_type: str, status: int, code: str, message: str) -> t
     return xml.encode(), {"Content-Type": "text/xml", "x-amzn-RequestId": request_id}
 
 
-class CallCounter:
+class CallCounter(LoopbackProxy):
     """A proxy on a free loopback port that forwards to `upstream`, counts operations, injects faults."""
 
-    def __init__(self, upstream: str) -> None:
-        parts = urlsplit(upstream)
-        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+    def __init__(self, upstream: str, routes: Mapping[str, str] | None = None) -> None:
+        self._upstream = upstream
+        self._routes = dict(routes or {})
         self.calls: Counter[str] = Counter()
         # Calls answered by an injected fault (or delayed by one), by operation.
         self.faulted: Counter[str] = Counter()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="call-counter", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> CallCounter:
-        self._thread.start()
-        return self
+        super().__init__("call-counter")
 
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     def snapshot(self) -> Counter[str]:
         with self._lock:
@@ -226,61 +215,24 @@ class CallCounter:
 
     # -- the proxy -----------------------------------------------------------------------------------
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        counter = self
-
-        class Forward(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
-                try:
-                    self.send_response(status)
-                    for name, value in headers:
-                        if name.lower() not in _HOP_BY_HOP:
-                            self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:
-                    # A client that timed out (an injected delay) has hung up: nobody to answer.
-                    self.close_connection = True
-
-            def _forward(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                operation = operation_of(self.headers, body)
-                with counter._lock:
-                    counter.calls[operation] += 1
-                served = counter._take_fault(operation, body)
-                if served is not None and not served.deliver_first:
-                    if served.delay_seconds and counter._stopping.wait(served.delay_seconds):
-                        return
-                    if served.status is not None:
-                        payload, headers = error_response(
-                            self.headers.get("Content-Type", ""),
-                            served.status,
-                            served.error_code,
-                            f"injected fault ({operation})",
-                        )
-                        self._answer(served.status, list(headers.items()), payload)
-                        return
-                upstream = http.client.HTTPConnection(counter._host, counter._port, timeout=60)
-                try:
-                    upstream.request(self.command, self.path, body, dict(self.headers.items()))
-                    answer = upstream.getresponse()
-                    payload = answer.read()
-                finally:
-                    upstream.close()
-                if (
-                    served is not None
-                    and served.deliver_first
-                    and counter._stopping.wait(served.delay_seconds)
-                ):
-                    return
-                self._answer(answer.status, answer.getheaders(), payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Forward
+    def serve(self, request: Request) -> Answer | None:
+        operation = operation_of(request.headers, request.body)
+        with self._lock:
+            self.calls[operation] += 1
+        served = self._take_fault(operation, request.body)
+        if served is not None and not served.deliver_first:
+            if served.delay_seconds and self._stopping.wait(served.delay_seconds):
+                return None
+            if served.status is not None:
+                payload, headers = error_response(
+                    request.headers.get("Content-Type", ""),
+                    served.status,
+                    served.error_code,
+                    f"injected fault ({operation})",
+                )
+                return Answer(served.status, list(headers.items()), payload)
+        upstream = self._routes.get(operation.split(".", 1)[0], self._upstream)
+        answer = forward(upstream, request)
+        if served is not None and served.deliver_first and self._stopping.wait(served.delay_seconds):
+            return None
+        return answer

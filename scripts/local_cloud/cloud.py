@@ -1,36 +1,59 @@
 """``LocalCloud``: the whole local stack in one object, shared by the e2e tests and ``make local``.
 
-Order matters: the emulator first, then ``terraform apply`` of each workspace against it (in
-parallel: separate state files, no shared ``workspace select``), then the runner, which reads back
-what Terraform created. ``stop`` undoes it in reverse, each step bounded.
+The emulator is moto or LocalStack, as ``EMULATOR`` says (default moto), DynamoDB Local under both
+(see local_cloud.emulator). Order matters: the emulator first, then ``terraform apply`` of each
+workspace against it (in parallel: separate state files, no shared ``workspace select``), then the
+runner, which reads back what Terraform created. ``stop`` undoes it in reverse, each step bounded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from local_cloud.artifacts import MANIFEST_NAME
-from local_cloud.emulator import Emulator
+from local_cloud.emulator import DEFAULT_PORT, EmulatorBase, MotoEmulator
+from local_cloud.endpoints import Endpoints
+from local_cloud.localstack import LocalStackEmulator
+from local_cloud.processes import Stops, free_port
 from local_cloud.runner import DEFAULT_REGION, Runner
 from local_cloud.terraform import Terraform, Workspace
 
 LOG = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WorkspaceLike = Workspace | tuple[str, str, dict[str, str] | None] | str
+EMULATOR_ENV = "EMULATOR"
+EMULATORS = ("moto", "localstack")
+__all__ = ["EMULATORS", "LocalCloud", "emulator_kind", "free_port", "make_emulator"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def emulator_kind(value: str | None = None) -> str:
+    """``value``, else ``EMULATOR`` from the environment, else moto."""
+    kind = (value or os.environ.get(EMULATOR_ENV) or EMULATORS[0]).strip().lower()
+    if kind not in EMULATORS:
+        raise ValueError(f"{EMULATOR_ENV}={kind!r}: expected one of {', '.join(EMULATORS)}")
+    return kind
+
+
+def make_emulator(
+    kind: str | None = None,
+    port: int = DEFAULT_PORT,
+    work_dir: Path | None = None,
+    reuse: bool = False,
+    dynamodb_port: int = 0,
+) -> EmulatorBase:
+    """The emulator ``kind`` (else ``EMULATOR``) names, with its logs and files under ``work_dir``."""
+    log_dir = work_dir / "logs" if work_dir is not None else None
+    if emulator_kind(kind) == "localstack":
+        if work_dir is None:
+            raise ValueError("LocalStack needs a work dir for its filesystem")
+        return LocalStackEmulator(port, work_dir / "localstack", log_dir, reuse=reuse)
+    return MotoEmulator(port, log_dir, reuse=reuse, dynamodb_port=dynamodb_port)
 
 
 def as_workspace(value: WorkspaceLike) -> Workspace:
@@ -42,7 +65,7 @@ def as_workspace(value: WorkspaceLike) -> Workspace:
     return Workspace(name, tfvars, tuple(sorted((extra or {}).items())))
 
 
-class LocalCloud:
+class LocalCloud(Stops):
     """Emulator + Terraform workspaces + runner. Use ``with LocalCloud().start(...) as cloud:``."""
 
     def __init__(
@@ -51,21 +74,39 @@ class LocalCloud:
         build_dir: Path | None = None,
         work_dir: Path | None = None,
         region: str = DEFAULT_REGION,
+        emulator: str | None = None,
     ) -> None:
         self.root = root.resolve()
+        self.emulator_kind = emulator_kind(emulator)
         self.build_dir = (build_dir or self.root / "build").resolve()
         self.work_dir = (work_dir or self.root / ".local").resolve()
         self.region = region
         self.terraform = Terraform(self.root / "terraform")
-        self.emulator: Emulator | None = None
+        self.emulator: EmulatorBase | None = None
         self.runner: Runner | None = None
         self.workspaces: list[Workspace] = []
         self.outputs: dict[str, dict[str, Any]] = {}
 
     @property
     def endpoint_url(self) -> str:
+        """Every AWS endpoint but DynamoDB's."""
         assert self.emulator is not None, "start() first"
         return self.emulator.url
+
+    @property
+    def dynamodb_endpoint_url(self) -> str:
+        """DynamoDB and DynamoDB Streams (DynamoDB Local: behind its front on moto, in LocalStack)."""
+        assert self.emulator is not None, "start() first"
+        return self.emulator.dynamodb_url
+
+    @property
+    def endpoints(self) -> Endpoints:
+        assert self.emulator is not None, "start() first"
+        return self.emulator.endpoints
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of the local cloud, DynamoDB's at DynamoDB's endpoint."""
+        return self.endpoints.client(service, self.region)
 
     def api_base_url(self, workspace: str) -> str:
         """http://127.0.0.1:<port>/<stage>: where that workspace's REST API is served locally."""
@@ -81,14 +122,19 @@ class LocalCloud:
         reuse_emulator: bool = False,
         pollers: bool = True,
         count_calls: bool = False,
+        dynamodb_port: int = 0,
     ) -> LocalCloud:
         """Bring everything up; on any failure, tear down what was started and re-raise.
 
-        Port 0 picks a free port (tests run beside ``make local`` without clashing).
+        Port 0 picks a free port (tests run beside ``make local`` without clashing);
+        ``dynamodb_port`` is the DynamoDB front's on moto (LocalStack serves DynamoDB on its port).
         """
+        # The runner serves the API on this port; chosen before the apply so each workspace knows its
+        # public URL (the senders' StatusCallback, the URL Twilio signs), as API Gateway's would be.
+        api_port = api_port or free_port()
         # Terraform deploys the same artifacts the runner will check the deployed hashes against.
         self.workspaces = [
-            replace(w, extra_vars=(*w.extra_vars, ("build_dir", str(self.build_dir))))
+            replace(w, extra_vars=(*w.extra_vars, *self._local_vars(w, api_port)))
             for w in map(as_workspace, workspaces)
         ]
         if not (self.build_dir / MANIFEST_NAME).is_file():
@@ -97,18 +143,25 @@ class LocalCloud:
             )
         self._default_cli_config()
         try:
-            self.emulator = Emulator(
+            self.emulator = make_emulator(
+                self.emulator_kind,
                 emulator_port or free_port(),
-                log_file=self.work_dir / "logs" / "emulator.log",
+                self.work_dir,
                 reuse=reuse_emulator,
+                dynamodb_port=dynamodb_port,
             )
             self.emulator.start()
-            LOG.info("emulator ready at %s", self.emulator.url)
+            LOG.info(
+                "emulator %s ready at %s (DynamoDB at %s)",
+                self.emulator.name,
+                self.emulator.url,
+                self.emulator.dynamodb_url,
+            )
             fresh = not self.emulator.adopted
+            endpoints = self.endpoints
             with ThreadPoolExecutor(max_workers=max(len(self.workspaces), 1)) as pool:
                 futures = {
-                    w.name: pool.submit(self.terraform.apply, w, self.emulator.url, fresh)
-                    for w in self.workspaces
+                    w.name: pool.submit(self.terraform.apply, w, endpoints, fresh) for w in self.workspaces
                 }
                 self.outputs = {name: future.result() for name, future in futures.items()}
             # The tfvars may move the region; the runner must read back from the same one.
@@ -119,7 +172,7 @@ class LocalCloud:
                 )
             self.region = regions.pop() if regions else self.region
             self.runner = Runner(
-                self.emulator.url,
+                endpoints,
                 self.build_dir,
                 self.work_dir,
                 region=self.region,
@@ -153,6 +206,13 @@ class LocalCloud:
                 for workspace in self.workspaces:
                     self.terraform.forget(workspace.name)
 
+    def _local_vars(self, workspace: Workspace, api_port: int) -> list[tuple[str, str]]:
+        local = [("build_dir", str(self.build_dir))]
+        if not any(name == "public_base_url" for name, _ in workspace.extra_vars):
+            # The stage is named after the workspace (terraform/main.tf), served by the runner's front.
+            local.append(("public_base_url", f"http://127.0.0.1:{api_port}/{workspace.name}"))
+        return local
+
     def _default_cli_config(self) -> None:
         # `make` exports TF_CLI_CONFIG_FILE; a direct `python -m local_cloud` should find the same file.
         config = self.work_dir / "terraform.rc"
@@ -160,12 +220,4 @@ class LocalCloud:
             os.environ["TF_CLI_CONFIG_FILE"] = str(config)
 
     def __enter__(self) -> LocalCloud:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self  # started already: ``with LocalCloud().start(...) as cloud:``

@@ -111,10 +111,19 @@ def describe(
             },
             "initiate_url": f"{base}/initiate-conversation",
             "api_keys": api_keys(cloud, outputs),
+            # What `python -m ops --local` reads resource names from.
+            "outputs": {
+                key: outputs[key]
+                for key in ("name", "workspace", "region", "tables", "event_bus_name", "dlqs", "queues")
+                if key in outputs
+            },
         }
     first: dict[str, Any] = next(iter(workspaces.values()), {})
     described: dict[str, Any] = {
+        "emulator": cloud.emulator_kind,
         "emulator_url": cloud.endpoint_url,
+        "region": cloud.region,
+        "dynamodb_url": cloud.dynamodb_endpoint_url,
         "api_base_url": first.get("api_base_url"),
         "webhook_urls": first.get("webhook_urls", {}),
         "initiate_url": first.get("initiate_url"),

@@ -1,4 +1,4 @@
-"""Read what Terraform deployed back from the emulator: functions, layers, SQS mappings, API routes.
+"""Read what Terraform deployed back from the emulator: functions, layers, mappings, API routes.
 
 The runner plays the Lambda service from these records alone (never from Terraform files), so a
 wrong handler string, environment, layer, mapping or route shows up locally the way it would in AWS.
@@ -6,11 +6,25 @@ wrong handler string, environment, layer, mapping or route shows up locally the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
+
+from local_cloud.event_filter import RecordFilter
 
 # The integration URI of an AWS_PROXY Lambda integration wraps the function ARN.
 _LAMBDA_URI_MARKER = ":lambda:path/2015-03-31/functions/"
+_STREAM_ARN = re.compile(r"arn:aws:dynamodb:[^:]+:\d{12}:table/[^/]+/stream/.+")
+# Sources the runner plays; other mappings (Kinesis, Kafka, ...) stay with the emulator.
+SQS, DYNAMODB_STREAM = "sqs", "dynamodb"
+
+
+def source_kind(arn: str) -> str | None:
+    if arn.startswith("arn:aws:sqs:"):
+        return SQS
+    if _STREAM_ARN.fullmatch(arn):
+        return DYNAMODB_STREAM
+    return None
 
 
 @dataclass(frozen=True)
@@ -34,12 +48,26 @@ class LayerRecord:
 
 @dataclass(frozen=True)
 class MappingRecord:
+    """One event source mapping with the settings the runner honours (defaults: the service's)."""
+
     uuid: str
     source_arn: str
     function_arn: str
     batch_size: int
     report_batch_item_failures: bool
     enabled: bool
+    filters: RecordFilter = field(default_factory=RecordFilter)
+    batching_window_seconds: float = 0.0
+    # Streams only: where to begin, and what to do with a batch that keeps failing.
+    starting_position: str = "TRIM_HORIZON"
+    bisect_on_error: bool = False
+    maximum_retry_attempts: int = -1
+    maximum_record_age_seconds: int = -1
+    on_failure_arn: str | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return source_kind(self.source_arn)
 
 
 @dataclass(frozen=True)
@@ -106,23 +134,44 @@ def discover_layers(lambda_client: Any, arns: set[str]) -> dict[str, LayerRecord
     return layers
 
 
+def _setting(item: dict[str, Any], name: str, default: Any) -> Any:
+    # Emulators leave unset settings out, or answer null for them.
+    value = item.get(name)
+    return default if value is None else value
+
+
+def mapping_record(item: dict[str, Any]) -> MappingRecord:
+    """A mapping's configuration as GetEventSourceMapping answers it."""
+    source = item.get("EventSourceArn", "")
+    stream = source_kind(source) == DYNAMODB_STREAM
+    on_failure = (item.get("DestinationConfig") or {}).get("OnFailure") or {}
+    return MappingRecord(
+        uuid=item["UUID"],
+        source_arn=source,
+        function_arn=item["FunctionArn"],
+        batch_size=int(_setting(item, "BatchSize", 100 if stream else 10)),
+        report_batch_item_failures="ReportBatchItemFailures" in (item.get("FunctionResponseTypes") or []),
+        enabled=item.get("State", "Enabled") in {"Enabled", "Enabling", "Creating", "Updating"},
+        filters=RecordFilter.parse(item.get("FilterCriteria")),
+        batching_window_seconds=float(_setting(item, "MaximumBatchingWindowInSeconds", 0)),
+        starting_position=str(_setting(item, "StartingPosition", "TRIM_HORIZON")),
+        bisect_on_error=bool(_setting(item, "BisectBatchOnFunctionError", False)),
+        maximum_retry_attempts=int(_setting(item, "MaximumRetryAttempts", -1)),
+        maximum_record_age_seconds=int(_setting(item, "MaximumRecordAgeInSeconds", -1)),
+        on_failure_arn=on_failure.get("Destination") or None,
+    )
+
+
 def discover_mappings(lambda_client: Any) -> list[MappingRecord]:
-    mappings = []
-    for item in _paginate(lambda_client, "list_event_source_mappings", "EventSourceMappings"):
-        source = item.get("EventSourceArn", "")
-        if not source.startswith("arn:aws:sqs:"):
-            continue
-        mappings.append(
-            MappingRecord(
-                uuid=item["UUID"],
-                source_arn=source,
-                function_arn=item["FunctionArn"],
-                batch_size=int(item.get("BatchSize", 10)),
-                report_batch_item_failures="ReportBatchItemFailures" in item.get("FunctionResponseTypes", []),
-                enabled=item.get("State", "Enabled") in {"Enabled", "Enabling", "Creating", "Updating"},
-            )
-        )
-    return mappings
+    """The SQS and DynamoDB stream mappings; filter patterns Lambda would refuse raise here.
+
+    Each is read again by UUID: LocalStack's list leaves settings out that GetEventSourceMapping has.
+    """
+    return [
+        mapping_record(lambda_client.get_event_source_mapping(UUID=item["UUID"]))
+        for item in _paginate(lambda_client, "list_event_source_mappings", "EventSourceMappings")
+        if source_kind(item.get("EventSourceArn", "")) is not None
+    ]
 
 
 def function_arn_from_uri(uri: str) -> str | None:

@@ -1,9 +1,10 @@
 """The Lambda service stand-in: runs deployed functions from the built artifacts the emulator points at.
 
-moto records functions, layers, mappings and APIs but cannot execute code without Docker. The runner
-reads those records, insists that each function's and layer's CodeSha256 is a file in build/ (so the
-code that runs is exactly the code Terraform deployed), unpacks them under .local/lambda/<function>/,
-and then drives the functions: SQS pollers, the HTTP API front, and direct ``invoke`` for tests.
+The emulators (moto; LocalStack with the record-only executor) record functions, layers, mappings and
+APIs but cannot execute code without Docker. The runner reads those records, insists that each
+function's and layer's CodeSha256 is a file in build/ (so the code that runs is exactly the code
+Terraform deployed), unpacks them under .local/lambda/<function>/, and then drives the functions:
+SQS and DynamoDB stream pollers, the HTTP API front, and direct ``invoke`` for tests.
 
 Concurrency as in Lambda: each function scales out to its reserved concurrency (read from the
 emulator), else to the runner's ``concurrency`` (default 4, or AI_COMMS_LOCAL_CONCURRENCY), one warm
@@ -11,8 +12,11 @@ process per execution environment. The API front waits ``throttle_wait`` seconds
 AI_COMMS_LOCAL_THROTTLE_WAIT) for a free environment and then answers 429, as a throttled function
 behind API Gateway does; each SQS mapping runs as many pollers as its function may run at once, and
 a poller holding a batch simply waits for an environment (its messages stay in flight meanwhile).
-While it runs, the runner disables the mappings it plays in the emulator, so that moto does not
-receive their messages itself (see sqs_poller), and enables them again on ``stop``.
+While it runs, the runner disables the mappings it plays in the emulator, so that the emulator does
+not receive their messages itself (see sqs_poller; LocalStack's pollers would consume queues and
+streams too), and enables them again on ``stop``. Every function reaches DynamoDB at the local
+cloud's DynamoDB endpoint (AWS_ENDPOINT_URL_DYNAMODB, ..._STREAMS) and every other service at the
+emulator (AWS_ENDPOINT_URL), or both through its own CallCounter with ``count_calls``.
 """
 
 from __future__ import annotations
@@ -30,15 +34,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from local_cloud.accounting import CallCounter
 from local_cloud.api_front import ApiFront
 from local_cloud.artifacts import Artifact, load_manifest
-from local_cloud.discovery import FunctionRecord, Topology, discover
+from local_cloud.discovery import DYNAMODB_STREAM, SQS, FunctionRecord, MappingRecord, Topology, discover
+from local_cloud.dynamodb_stream_poller import DynamoDBStreamPoller
+from local_cloud.endpoints import Endpoints, aws_client
 from local_cloud.logs import FunctionLogs
+from local_cloud.polling import MappingPoller
 from local_cloud.sqs_poller import SqsPoller
 from local_cloud.worker import DEFAULT_CONCURRENCY, Invocation, Throttled, Worker, WorkerSpec
 
@@ -52,19 +58,6 @@ THROTTLE_WAIT_ENV = "AI_COMMS_LOCAL_THROTTLE_WAIT"
 
 class PackagingError(RuntimeError):
     """A deployed function or layer whose code is not one of the built artifacts."""
-
-
-def aws_client(service: str, endpoint_url: str, region: str, config: Config | None = None) -> Any:
-    # boto3's stubs only accept literal service names; this helper serves several.
-    factory: Any = boto3.client
-    return factory(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - the emulator accepts any credentials
-        config=config,
-    )
 
 
 def unpack(artifact_zip: Path, target: Path, code_sha256: str) -> None:
@@ -88,7 +81,7 @@ class Runner:
 
     def __init__(
         self,
-        endpoint_url: str,
+        endpoints: Endpoints | str,
         build_dir: Path,
         work_dir: Path,
         *,
@@ -102,7 +95,8 @@ class Runner:
         concurrency: int | None = None,
         throttle_wait: float | None = None,
     ) -> None:
-        self.endpoint_url = endpoint_url
+        self.endpoints = Endpoints.of(endpoints)
+        self.endpoint_url = self.endpoints.aws
         # Execution environments per function without a reserved concurrency of its own.
         self.concurrency = (
             concurrency
@@ -131,7 +125,7 @@ class Runner:
         self._want_pollers = pollers
         self.topology: Topology | None = None
         self.workers: dict[str, Worker] = {}
-        self.pollers: list[SqsPoller] = []
+        self.pollers: list[MappingPoller] = []
         self.api: ApiFront | None = None
         self.stats: list[Invocation] = []
         # Every event with its outcome, so tests can see what a function consumed from a queue.
@@ -145,7 +139,8 @@ class Runner:
         self._taken_over: list[str] = []
 
     def client(self, service: str) -> Any:
-        return aws_client(service, self.endpoint_url, self.region)
+        """A client of the local cloud: DynamoDB's at its endpoint, the rest at the emulator."""
+        return self.endpoints.client(service, self.region)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -180,25 +175,32 @@ class Runner:
         )
         self.api.start()
         if self._want_pollers:
-            sqs = self.client("sqs")
+            sqs, streams = self.client("sqs"), self.client("dynamodbstreams")
             for mapping in topology.mappings:
                 limit = limits[topology.function_by_arn(mapping.function_arn).name]
                 if mapping.enabled and limit == 0:
                     LOG.warning("%s: its function is reserved to zero concurrency; not polled", mapping.uuid)
                 elif mapping.enabled:
                     self._take_over(lambda_client, mapping.uuid)
-                    # As many concurrent batches per mapping as the function may run at once.
-                    poller = SqsPoller(mapping, sqs, self.region, self.invoke_arn, concurrency=limit)
+                    poller = self._poller(mapping, sqs, streams, limit)
                     poller.start()
                     self.pollers.append(poller)
         LOG.info(
-            "runner: %d functions, %d SQS mappings, %d routes, API at %s",
+            "runner: %d functions, %d SQS and %d DynamoDB stream mappings, %d routes, API at %s",
             len(topology.functions),
-            len(self.pollers),
+            sum(1 for poller in self.pollers if poller.mapping.kind == SQS),
+            sum(1 for poller in self.pollers if poller.mapping.kind == DYNAMODB_STREAM),
             len(topology.routes),
             self.api.base_url,
         )
         return topology
+
+    def _poller(self, mapping: MappingRecord, sqs: Any, streams: Any, limit: int) -> MappingPoller:
+        if mapping.kind == DYNAMODB_STREAM:
+            # One batch per shard at a time (ParallelizationFactor 1), in order.
+            return DynamoDBStreamPoller(mapping, streams, sqs, self.region, self.invoke_arn)
+        # As many concurrent batches per mapping as the function may run at once.
+        return SqsPoller(mapping, sqs, self.region, self.invoke_arn, concurrency=limit)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop pollers first (no new invokes), then the API front, then the workers."""
@@ -344,19 +346,22 @@ class Runner:
             shutil.rmtree(staging)  # another runner finished the same extraction first
         return target
 
-    def _function_endpoint(self, function_name: str) -> str:
+    def _function_endpoints(self, function_name: str) -> Endpoints:
         if not self._count_calls:
-            return self.endpoint_url
+            return self.endpoints
         if function_name not in self.call_counters:
-            self.call_counters[function_name] = CallCounter(self.endpoint_url).start()
-        return self.call_counters[function_name].url
+            # Routed by the SigV4 service: DynamoDB (and its streams) to DynamoDB, the rest on.
+            routes = {"dynamodb": self.endpoints.dynamodb}
+            self.call_counters[function_name] = CallCounter(self.endpoints.aws, routes).start()
+        url = self.call_counters[function_name].url
+        return Endpoints(url, url)
 
     def _environment(self, function: FunctionRecord) -> dict[str, str]:
         """The function's variables plus what the Lambda runtime defines; nothing from this process."""
         env = dict(function.environment)
+        env.update(self._function_endpoints(function.name).environment())
         env.update(
             {
-                "AWS_ENDPOINT_URL": self._function_endpoint(function.name),
                 "AWS_ACCESS_KEY_ID": "test",
                 "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_DEFAULT_REGION": self.region,

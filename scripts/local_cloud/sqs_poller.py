@@ -9,7 +9,9 @@ Here one lead thread always long-polls, and up to ``concurrency - 1`` helpers jo
 keep finding messages (each helper goes back to sleep when its receive comes back empty), so an
 idle queue costs the single-process emulator one request a second, not one per thread. A thread
 whose function has no free execution environment waits for one while its batch stays in flight.
-Not kept: batching windows.
+The mapping's FilterCriteria apply to each message (its body as JSON when it is a JSON object):
+messages no filter matches are deleted without an invoke, as Lambda does. Not kept: batching
+windows.
 
 moto quirk (5.2.5): while a mapping is enabled in the emulator, every message sent to its queue makes
 moto itself receive the oldest visible messages (up to BatchSize) and try to run the function in
@@ -23,15 +25,13 @@ receive counts then match AWS, where only the service's pollers receive.
 from __future__ import annotations
 
 import base64
-import logging
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from local_cloud.discovery import MappingRecord
+from local_cloud.event_filter import sqs_filter_view
+from local_cloud.polling import Invoke, MappingPoller
 
-LOG = logging.getLogger(__name__)
 # Short long-polls keep shutdown quick while still not spinning on an empty queue.
 WAIT_SECONDS = 1
 _LAMBDA_ATTRIBUTES = (
@@ -112,7 +112,7 @@ def messages_to_delete(
     return [message for message in messages if message["MessageId"] not in failed]
 
 
-class SqsPoller:
+class SqsPoller(MappingPoller):
     """``concurrency`` daemon threads feeding one queue to one function until ``stop``."""
 
     def __init__(
@@ -120,62 +120,31 @@ class SqsPoller:
         mapping: MappingRecord,
         sqs: Any,
         region: str,
-        invoke: Callable[[str, Any], Any],
+        invoke: Invoke,
         concurrency: int = 1,
     ) -> None:
-        self.mapping = mapping
+        name = mapping.source_arn.rsplit(":", 1)[1]
+        super().__init__(mapping, invoke, f"sqs-{name}", threads=concurrency)
         self._sqs = sqs
         self._region = region
-        self._invoke = invoke
-        self._stopping = threading.Event()
         self._queue_url = queue_url_for(sqs, mapping.source_arn)
-        name = mapping.source_arn.rsplit(":", 1)[1]
-        self._threads = [
-            threading.Thread(target=self._run, name=f"sqs-{name}-{index}", daemon=True)
-            for index in range(max(concurrency, 1))
-        ]
-        self._count_lock = threading.Lock()
         # Set while receives find messages: the helpers poll only then.
         self._backlog = threading.Event()
-        self.batches = 0
-
-    @property
-    def concurrency(self) -> int:
-        return len(self._threads)
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
 
     def stop(self) -> None:
-        self._stopping.set()
+        super().stop()
         self._backlog.set()  # wake the sleeping helpers so they see the stop
 
-    def join(self, timeout: float) -> None:
-        """Wait for every thread, ``timeout`` seconds in all."""
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join(max(deadline - time.monotonic(), 0))
+    def wait_for_turn(self) -> bool:
+        if not self.is_lead:
+            self._backlog.wait()
+        return super().wait_for_turn()
 
-    def _run(self) -> None:
-        lead = threading.current_thread() is self._threads[0]
-        while not self._stopping.is_set():
-            if not lead:
-                self._backlog.wait()
-                if self._stopping.is_set():
-                    return
-            try:
-                received = self.poll_once()
-                if received:
-                    self._backlog.set()
-                elif not lead:
-                    self._backlog.clear()
-            except Exception:
-                if self._stopping.is_set():
-                    return
-                LOG.exception("poller for %s failed; retrying", self.mapping.source_arn)
-                self._stopping.wait(1.0)
+    def polled(self, received: int) -> None:
+        if received:
+            self._backlog.set()
+        elif not self.is_lead:
+            self._backlog.clear()
 
     def poll_once(self) -> int:
         """Receive one batch and process it; return how many messages it held."""
@@ -189,11 +158,13 @@ class SqsPoller:
         messages: list[dict[str, Any]] = response.get("Messages", [])
         if not messages:
             return 0
-        event = {"Records": [sqs_record(m, self.mapping.source_arn, self._region) for m in messages]}
-        invocation = self._invoke(self.mapping.function_arn, event)
-        with self._count_lock:
-            self.batches += 1
-        done = messages_to_delete(messages, invocation, self.mapping.report_batch_item_failures)
+        records = {m["MessageId"]: sqs_record(m, self.mapping.source_arn, self._region) for m in messages}
+        accepts = self.mapping.filters.accepts
+        wanted = [m for m in messages if accepts(sqs_filter_view(records[m["MessageId"]]))]
+        done = [m for m in messages if m not in wanted]
+        if wanted:
+            invocation = self.invoke({"Records": [records[m["MessageId"]] for m in wanted]})
+            done += messages_to_delete(wanted, invocation, self.mapping.report_batch_item_failures)
         for start in range(0, len(done), 10):
             chunk = done[start : start + 10]
             self._sqs.delete_message_batch(

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_cloud.endpoints import Endpoints
+
 LOG = logging.getLogger(__name__)
 LOCAL_TFVARS = "local.tfvars"
 _init_lock = threading.Lock()
@@ -75,7 +77,11 @@ class Terraform:
         return self.terraform_dir / "terraform.tfstate.d" / workspace
 
     def run(self, args: Sequence[str], workspace: str | None = None, capture: bool = False) -> str:
-        env = {name: value for name, value in os.environ.items() if name not in _REAL_AWS_SETTINGS}
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in _REAL_AWS_SETTINGS and not name.startswith("AWS_ENDPOINT_URL_")
+        }
         # Fake credentials: the emulator accepts any, and real ones must never be sent to it.
         env.update(
             TF_IN_AUTOMATION="1",
@@ -103,7 +109,8 @@ class Terraform:
                 LOG.info("%s %s", prefix, line.rstrip())
         code = process.wait()
         if code != 0:
-            tail = "".join(lines[-40:]) if capture else ""
+            # The error blocks are at the end; the log already holds the rest.
+            tail = "".join(lines[-40:])
             raise TerraformError(
                 f"terraform {args[0]} failed for workspace {workspace} (exit {code})\n{tail}"
             )
@@ -116,8 +123,13 @@ class Terraform:
                 self.run(["init", "-input=false"])
                 self._initialised = True
 
-    def _var_args(self, workspace: Workspace, endpoint_url: str) -> list[str]:
-        args = [f"-var-file=workspaces/{workspace.tfvars}", f"-var=aws_endpoint_url={endpoint_url}"]
+    def _var_args(self, workspace: Workspace, endpoints: Endpoints | str) -> list[str]:
+        where = Endpoints.of(endpoints)
+        args = [
+            f"-var-file=workspaces/{workspace.tfvars}",
+            f"-var=aws_endpoint_url={where.aws}",
+            f"-var=aws_dynamodb_endpoint_url={where.dynamodb}",
+        ]
         args += [f"-var={name}={value}" for name, value in workspace.extra_vars]
         return args
 
@@ -127,15 +139,17 @@ class Terraform:
                 f"workspace {workspace.name!r} belongs to a real deployment; pick another name"
             )
 
-    def apply(self, workspace: Workspace, endpoint_url: str, reset_state: bool = False) -> dict[str, Any]:
-        """Apply against the emulator and return the parsed outputs (name -> value)."""
+    def apply(
+        self, workspace: Workspace, endpoints: Endpoints | str, reset_state: bool = False
+    ) -> dict[str, Any]:
+        """Apply against the emulator (DynamoDB at its own endpoint) and return the outputs."""
         self._guard(workspace)
         self.init()
         if reset_state and self.state_dir(workspace.name).exists():
             shutil.rmtree(self.state_dir(workspace.name))
         started = time.monotonic()
         self.run(
-            ["apply", "-auto-approve", "-input=false", *self._var_args(workspace, endpoint_url)],
+            ["apply", "-auto-approve", "-input=false", *self._var_args(workspace, endpoints)],
             workspace=workspace.name,
         )
         self.apply_seconds[workspace.name] = time.monotonic() - started
@@ -146,11 +160,11 @@ class Terraform:
         raw = json.loads(self.run(["output", "-json"], workspace=workspace, capture=True))
         return {name: entry["value"] for name, entry in raw.items()}
 
-    def destroy(self, workspace: Workspace, endpoint_url: str) -> None:
+    def destroy(self, workspace: Workspace, endpoints: Endpoints | str) -> None:
         self._guard(workspace)
         self.init()
         self.run(
-            ["destroy", "-auto-approve", "-input=false", *self._var_args(workspace, endpoint_url)],
+            ["destroy", "-auto-approve", "-input=false", *self._var_args(workspace, endpoints)],
             workspace=workspace.name,
         )
 

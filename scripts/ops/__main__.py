@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ai_comms.masking import mask_address, mask_body
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
-from ops import consent, conversations, dlq, migrate, replay, tenants
+from ops import consent, conversations, dlq, migrate, replay, retry, tenants
 from ops.errors import EXIT_FAILED, EXIT_OK, OpsError
 from ops.table import age, render, render_fields
 from ops.target import DEFAULT_NAME_PREFIX, WORKSPACE_ENV, Target
@@ -46,6 +46,18 @@ def _target_options() -> argparse.ArgumentParser:
         "--endpoint-url",
         default=argparse.SUPPRESS,
         help="AWS endpoint, e.g. the local cloud's emulator (env AWS_ENDPOINT_URL)",
+    )
+    group.add_argument(
+        "--dynamodb-endpoint-url",
+        default=argparse.SUPPRESS,
+        help="DynamoDB endpoint when it is not --endpoint-url, e.g. the local cloud's DynamoDB Local "
+        "(env AWS_ENDPOINT_URL_DYNAMODB)",
+    )
+    group.add_argument(
+        "--local",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="the local cloud `make local` runs, from .local/endpoints.json (no other option needed)",
     )
     group.add_argument(
         "--outputs",
@@ -323,6 +335,16 @@ def _conversation_handback(target: Target, args: argparse.Namespace, out: TextIO
     print(
         f"handed back: {conversation.conversation_id} is {conversation.status}; "
         "the AI answers the next message",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _conversation_retry(target: Target, args: argparse.Namespace, out: TextIO) -> int:
+    retried = retry.retry(target, args.tel, args.conversation_id)
+    print(
+        f"retried: {retried.conversation.conversation_id} is {retried.conversation.status}; the AI answers "
+        f"its {retried.messages} customer message(s) after #{retried.answered_from} once",
         file=out,
     )
     return EXIT_OK
@@ -622,6 +644,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     handback.add_argument("tel", metavar="TEL", help="customer number")
     handback.add_argument("conversation_id", metavar="CONVERSATION_ID")
+    retried = leaf(
+        conv_commands,
+        "retry",
+        "answer a failed, undelivered or handed-over conversation's customer messages again, once: "
+        "those after the last reply that reached them",
+        _conversation_retry,
+        target,
+    )
+    retried.add_argument("tel", metavar="TEL", help="customer number")
+    retried.add_argument("conversation_id", metavar="CONVERSATION_ID")
     return root
 
 
@@ -633,13 +665,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
-        target = Target.resolve(
-            getattr(args, "workspace", None),
-            getattr(args, "name_prefix", None),
-            getattr(args, "region", None),
-            getattr(args, "endpoint_url", None),
-            getattr(args, "outputs", None),
-        )
+        if getattr(args, "local", False):
+            target = Target.local(getattr(args, "workspace", None))
+        else:
+            target = Target.resolve(
+                getattr(args, "workspace", None),
+                getattr(args, "name_prefix", None),
+                getattr(args, "region", None),
+                getattr(args, "endpoint_url", None),
+                getattr(args, "outputs", None),
+                getattr(args, "dynamodb_endpoint_url", None),
+            )
         handler: Handler = args.handler
         return handler(target, args, out)
     except OpsError as error:

@@ -3,7 +3,8 @@
 Names come from `terraform output -json` when given (`--outputs`), which stays right even if the
 root module renames something; otherwise they are derived from the naming contract
 "<name_prefix>-<workspace>-...", so an operator needs nothing but the workspace name. The same code
-reaches real AWS or the local cloud: only the endpoint URL differs.
+reaches real AWS or the local cloud: only the endpoint URLs differ (the local cloud serves DynamoDB at
+an endpoint of its own, `--dynamodb-endpoint-url`, when its emulator is moto).
 """
 
 import json
@@ -20,6 +21,9 @@ from ops.errors import UsageError
 
 DEFAULT_NAME_PREFIX = "ai-comms"
 WORKSPACE_ENV = "AI_COMMS_WORKSPACE"
+# Where `make local` says where everything is (local_cloud.demo.write_endpoints).
+LOCAL_ENDPOINTS = Path(__file__).resolve().parents[2] / ".local" / "endpoints.json"
+LOCAL_ENDPOINTS_ENV = "AI_COMMS_LOCAL_ENDPOINTS"
 
 # Operators wait for answers, but a hung endpoint must not hang a script: bounded, with the SDK's
 # standard retries for throttling.
@@ -44,6 +48,7 @@ class Target:
     region: str | None = None
     endpoint_url: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    dynamodb_endpoint_url: str | None = None
 
     @classmethod
     def resolve(
@@ -53,6 +58,7 @@ class Target:
         region: str | None,
         endpoint_url: str | None,
         outputs_file: str | None,
+        dynamodb_endpoint_url: str | None = None,
     ) -> "Target":
         outputs = read_outputs(outputs_file) if outputs_file else {}
         workspace = workspace or os.environ.get(WORKSPACE_ENV) or outputs.get("workspace")
@@ -67,6 +73,34 @@ class Target:
             or outputs.get("region"),
             endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
             outputs=outputs,
+            dynamodb_endpoint_url=(
+                dynamodb_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or None
+            ),
+        )
+
+    @classmethod
+    def local(cls, workspace: str | None, path: str | None = None) -> "Target":
+        """The local cloud `make local` runs, from its endpoints file: no region, endpoint or key needed
+        (the emulator takes any credentials; the defaults below are used only when none are set)."""
+        where = Path(path or os.environ.get(LOCAL_ENDPOINTS_ENV) or LOCAL_ENDPOINTS)
+        try:
+            described = json.loads(where.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise UsageError(
+                f"no local cloud described at {where} ({error}): run `make local` first"
+            ) from error
+        workspaces = described.get("workspaces") or {}
+        name = workspace or next(iter(workspaces), None)
+        if not name or name not in workspaces:
+            raise UsageError(f"workspace {name!r} is not one the local cloud runs: {sorted(workspaces)}")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        return cls(
+            workspace=name,
+            region=described.get("region") or "eu-west-1",
+            endpoint_url=described.get("emulator_url"),
+            outputs=workspaces[name].get("outputs") or {},
+            dynamodb_endpoint_url=described.get("dynamodb_url"),
         )
 
     @property
@@ -125,10 +159,15 @@ class Target:
     def _session(self) -> Any:
         return boto3.session.Session(region_name=self.region)
 
+    def endpoint_for(self, service: str) -> str | None:
+        if service in ("dynamodb", "dynamodbstreams") and self.dynamodb_endpoint_url:
+            return self.dynamodb_endpoint_url
+        return self.endpoint_url
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self._session.client(
-                service, endpoint_url=self.endpoint_url, config=_CONFIG
+                service, endpoint_url=self.endpoint_for(service), config=_CONFIG
             )
         return self._clients[service]
 

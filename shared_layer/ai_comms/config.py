@@ -37,6 +37,8 @@ class Settings:
     conversation_ttl_days: int = 90
     twilio_api_base_url: str = ""
     openai_base_url: str = ""
+    # The first pause of a tenant whose credentials or quota are refused (pausing.PauseGate).
+    tenant_pause_seconds: int = 60
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -60,4 +62,5 @@ class Settings:
             conversation_ttl_days=int(os.environ.get("CONVERSATION_TTL_DAYS", "90")),
             twilio_api_base_url=os.environ.get("TWILIO_API_BASE_URL", "").rstrip("/"),
             openai_base_url=os.environ.get("OPENAI_BASE_URL", "").rstrip("/"),
+            tenant_pause_seconds=int(os.environ.get("TENANT_PAUSE_SECONDS", "60")),
         )

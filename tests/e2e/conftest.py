@@ -3,9 +3,10 @@
 `stack` starts, once per session:
   - the fake OpenAI and fake Twilio servers (in-process threads, free ports; the real SDKs in the
     Lambdas reach them through the `openai_base_url` / `twilio_api_base_url` Terraform variables);
-  - moto server on a free port, `terraform apply` of the real root module into two workspaces side by
-    side (MAIN "e2e<id>": whatsapp + an extra `sms` channel from tfvars; SIDE "e2e<id>b": defaults,
-    with every request body base64-encoded by the API as with binaryMediaTypes ["*/*"]);
+  - the emulator on a free port (moto, or LocalStack with EMULATOR=localstack; DynamoDB Local under
+    both), `terraform apply` of the real root module into two workspaces side by side (MAIN
+    "e2e<id>": whatsapp + an extra `sms` channel from tfvars; SIDE "e2e<id>b": defaults, with every
+    request body base64-encoded by the API as with binaryMediaTypes ["*/*"]);
   - the local runner (functions from build/*.zip + layer, SQS pollers, the API front).
 
 Tests share the stack, so each one seeds its own tenant with fresh numbers (`stack.tenant()`), which
@@ -13,8 +14,9 @@ keeps them independent. Every wait is bounded: `stack.wait_for(...)` polls until
 
 Useful members (see `Stack`): outputs(ws), api_url(ws), client(service), tenant(...),
 conversation(...), post_webhook(...), queue_events(ws, key), wait_for(fn, timeout), openai, twilio,
-cloud (LocalCloud: .runner.invoke/.runner.stats/.endpoint_url; .runner.call_counters[function name]
-is the proxy between that function and the emulator: its AWS calls by operation).
+cloud (LocalCloud: .runner.invoke/.runner.stats/.endpoint_url/.dynamodb_endpoint_url;
+.runner.call_counters[function name] is the proxy between that function and the emulator and
+DynamoDB: its AWS calls by operation).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import boto3
 import pytest
 
 from ai_comms.models.message import Message
@@ -74,14 +75,9 @@ class Stack:
         return self.cloud.api_base_url(workspace)
 
     def client(self, service: str) -> Any:
+        """A client of the local cloud (DynamoDB's at the DynamoDB endpoint), one per service."""
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service,
-                endpoint_url=self.cloud.endpoint_url,
-                region_name=self.cloud.region,
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-            )
+            self._clients[service] = self.cloud.client(service)
         return self._clients[service]
 
     def tenant(
@@ -233,7 +229,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workspaces = [
         # Short retry backoff: the fault suite waits for SQS retries and DLQ moves.
         Workspace(
-            MAIN, "local.tfvars", (("channels", E2E_CHANNELS), ("reply_retry_base_seconds", "2"), *fakes)
+            MAIN,
+            "local.tfvars",
+            (
+                ("channels", E2E_CHANNELS),
+                ("reply_retry_base_seconds", "2"),
+                ("tenant_pause_seconds", "5"),
+                *fakes,
+            ),
         ),
         Workspace(SIDE, "local.tfvars", (("api_binary_media_types", '["*/*"]'), *fakes)),
     ]

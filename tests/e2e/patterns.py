@@ -1,9 +1,9 @@
 """Which Terraform rules match which emitted events, decided by the emulator's own matcher.
 
-EventBridge's TestEventPattern is the direct question; where the emulator does not implement it
-(moto answers without a Result), each rule's pattern is put on a scratch bus with a queue of its own
-and every sample event is published there: delivery is the answer, so the test still exercises the
-emulator's matcher rather than one of ours.
+EventBridge's TestEventPattern is the direct question, and LocalStack answers it; where the emulator
+does not implement it (moto answers without a Result), each rule's pattern is put on a scratch bus
+with a queue of its own and every sample event is published there: delivery is the answer, so the
+test still exercises the emulator's matcher rather than one of ours.
 """
 
 from __future__ import annotations
@@ -76,10 +76,10 @@ def subscriber_receives(subscriber: dict[str, Any], detail: EventDetail) -> bool
     )
 
 
-def envelope(detail: EventDetail, region: str) -> dict[str, Any]:
+def envelope(detail: EventDetail, region: str, account: str) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
-        "account": "123456789012",
+        "account": account,
         "source": detail.SOURCE,
         "time": "2026-01-01T00:00:00Z",
         "region": region,
@@ -90,20 +90,20 @@ def envelope(detail: EventDetail, region: str) -> dict[str, Any]:
 
 
 def matching_rules(
-    events: Any, sqs: Any, region: str, rules: dict[str, str], details: list[EventDetail]
+    events: Any, sqs: Any, region: str, account: str, rules: dict[str, str], details: list[EventDetail]
 ) -> list[set[str]]:
-    """For each detail, the names of the rules whose pattern matches it."""
+    """For each detail, the names of the rules whose pattern matches it (``account``: from STS)."""
     first = events.test_event_pattern(
-        EventPattern=next(iter(rules.values())), Event=json.dumps(envelope(details[0], region))
+        EventPattern=next(iter(rules.values())), Event=json.dumps(envelope(details[0], region, account))
     )
     if "Result" in first:
         return [
             {
                 name
                 for name, pattern in rules.items()
-                if events.test_event_pattern(EventPattern=pattern, Event=json.dumps(envelope(d, region)))[
-                    "Result"
-                ]
+                if events.test_event_pattern(
+                    EventPattern=pattern, Event=json.dumps(envelope(d, region, account))
+                )["Result"]
             }
             for d in details
         ]

@@ -7,6 +7,11 @@ asserted outcome class:
                     one reply / one template;
     DLQ_FAILED      a failure no retry can heal: the message ends in the queue's DLQ after its 3
                     receives, the conversation is marked failed, nothing is sent;
+    HANDED_OFF      a refusal of this one message (Twilio rejects the reply for good): nothing
+                    more is sent, the conversation goes to a person with the reason, no DLQ;
+    PAUSED          a tenant-wide refusal (the OpenAI key, after a fresh read): the tenant pauses,
+                    the record waits as a delayed copy (no DLQ), and once the key works again the
+                    customer gets exactly one reply;
     CRITICAL_ONCE   the write after a successful send fails, or the send's outcome is unknown
                     (Twilio answers after the client's read timeout): one CRITICAL line
                     (post_send_update_failed, counted by the metric filter + alarm in Terraform) in
@@ -78,6 +83,8 @@ SETTLE = 3.0
 class Outcome(Enum):
     ANSWERED_ONCE = "answered once"
     DLQ_FAILED = "DLQ, conversation failed, nothing sent"
+    HANDED_OFF = "handed to a person with the reason, nothing more sent"
+    PAUSED = "tenant paused, then answered once"
     CRITICAL_ONCE = "CRITICAL line, sent once, not retried"
     WEBHOOK_RETRY = "5xx to Twilio, its retry publishes once"
     INITIATE_RETRY = "5xx to the client, its retry sends once"
@@ -91,6 +98,7 @@ class Case:
     tenant: SeededTenant
     tel: str
     conversation_id: str
+    row_id: str = ""
 
     def proxy(self, function: str) -> CallCounter:
         assert self.stack.cloud.runner is not None
@@ -126,15 +134,13 @@ def openai(**fault: Any) -> Callable[[Case], None]:
     return lambda case: case.stack.openai.add_faults(fault)
 
 
-def openai_unlocked(**fault: Any) -> Callable[[Case], None]:
-    """A fault with OpenAI's conversation lock off. After a client timeout the SDK retries while the
-    first response is still running on the conversation, which the API refuses with a 400
-    conversation_locked; the processor takes that 400 as permanent (openai_client._classify). Until it
-    retries conversation_locked, the timeout row checks the timeout alone."""
+def late_answer(seconds: float) -> Callable[[Case], None]:
+    """The response to the reply's request comes after the client gave up (OPENAI_TIMEOUT_SECONDS 15),
+    holding the conversation until then, with the answer the row expects."""
 
     def inject(case: Case) -> None:
-        case.stack.openai.configure(conversation_lock=False)
-        case.stack.openai.add_faults(fault)
+        text = f"Thanks! You said: hello from {case.row_id}"
+        case.stack.openai.script({"text": text, "delay_seconds": seconds})
 
     return inject
 
@@ -147,11 +153,14 @@ ROWS = [
     # -- OpenAI (reply processor; the sender uses the same client) ----------------------------------
     Row("openai-500-beyond-sdk-retries", "reply", openai(status=500, count=3, headers=FAST_RETRY),
         Outcome.ANSWERED_ONCE),
-    Row("openai-401-permanent", "reply", openai(status=401), Outcome.DLQ_FAILED),
-    Row("openai-timeout", "reply", openai_unlocked(delay_seconds=16), Outcome.ANSWERED_ONCE),
+    # Refused, then refused again after the key is read afresh: the tenant's failure, not the message's.
+    Row("openai-401-pauses-the-tenant", "reply", openai(status=401, count=2), Outcome.PAUSED),
+    # The first request outlives the client's timeout and holds the conversation: the retry is
+    # refused as conversation_locked, waits, and finds the late answer on the conversation.
+    Row("openai-timeout", "reply", late_answer(16), Outcome.ANSWERED_ONCE),
     # -- Twilio -------------------------------------------------------------------------------------
     Row("twilio-500", "reply", twilio(status=500), Outcome.ANSWERED_ONCE),
-    Row("twilio-400-permanent", "reply", twilio(status=400), Outcome.DLQ_FAILED),
+    Row("twilio-400-permanent", "reply", twilio(status=400), Outcome.HANDED_OFF),
     # Twilio answers after the client's 10 s read timeout, having accepted the message: the outcome
     # is unknown to the processor, so it is logged CRITICAL and never resent.
     Row("twilio-timeout-accepted-late", "reply", twilio(delay_seconds=11), Outcome.CRITICAL_ONCE),
@@ -162,31 +171,33 @@ ROWS = [
     Row("webhook-putitem-idempotency-claim", "reply",
         aws("twilio_webhook", "dynamodb.PutItem", "any", status=500, count=EXHAUST),
         Outcome.WEBHOOK_RETRY),
-    Row("webhook-updateitem-record-inbound", "reply",
-        aws("twilio_webhook", "dynamodb.UpdateItem", error_code="ProvisionedThroughputExceededException",
-            count=EXHAUST), Outcome.WEBHOOK_RETRY),
+    Row("webhook-transaction-record-inbound", "reply",
+        aws("twilio_webhook", "dynamodb.TransactWriteItems",
+            error_code="ProvisionedThroughputExceededException", count=EXHAUST), Outcome.WEBHOOK_RETRY),
     Row("processor-getitem-first-read", "reply",
         aws("reply_processor", "dynamodb.GetItem", status=500, count=EXHAUST), Outcome.ANSWERED_ONCE),
-    # UpdateItems of a first reply: acquire, set_ai_conversation, store_pending, the attempt marker
-    # (record_progress), complete.
+    # UpdateItems of a first reply: acquire, set_ai_conversation, begin_ai_turn, store_pending, the
+    # attempt marker (record_progress); the final write is a TransactWriteItems.
     Row("processor-updateitem-pending-after-ai", "reply",
-        aws("reply_processor", "dynamodb.UpdateItem", status=500, count=EXHAUST, after=2),
+        aws("reply_processor", "dynamodb.UpdateItem", status=500, count=EXHAUST, after=3),
         Outcome.ANSWERED_ONCE),
-    Row("processor-updateitem-after-send", "reply",
-        aws("reply_processor", "dynamodb.UpdateItem", status=500, count=EXHAUST, after=4),
+    Row("processor-transaction-after-send", "reply",
+        aws("reply_processor", "dynamodb.TransactWriteItems", status=500, count=EXHAUST),
         Outcome.CRITICAL_ONCE),
-    Row("processor-updateitem-after-send-timeout-applied", "reply",
-        aws("reply_processor", "dynamodb.UpdateItem", delay_seconds=6, deliver_first=True, after=4),
+    Row("processor-transaction-after-send-timeout-applied", "reply",
+        aws("reply_processor", "dynamodb.TransactWriteItems", delay_seconds=6, deliver_first=True),
         Outcome.CRITICAL_ONCE),
     Row("sender-putitem-create", "outbound",
         aws("channel_sender", "dynamodb.PutItem", "tel", status=500, count=EXHAUST), Outcome.ANSWERED_ONCE),
-    # UpdateItems of a first send: keep ai conversation id, keep variables, claim, complete.
-    Row("sender-updateitem-after-send", "outbound",
-        aws("channel_sender", "dynamodb.UpdateItem", "tel", status=500, count=EXHAUST, after=3),
+    # UpdateItems of a first send: keep ai conversation id, keep variables, claim; the final write
+    # (the conversation and its template message) is a TransactWriteItems.
+    Row("sender-transaction-after-send", "outbound",
+        aws("channel_sender", "dynamodb.TransactWriteItems", "tel", status=500, count=EXHAUST),
         Outcome.CRITICAL_ONCE),
     # -- EventBridge PutEvents ----------------------------------------------------------------------
-    Row("webhook-putevents", "reply",
-        aws("twilio_webhook", "events.PutEvents", "tel", status=500, count=EXHAUST), Outcome.WEBHOOK_RETRY),
+    # The webhook never calls EventBridge; the outbox relay does, and the stream retries it.
+    Row("relay-putevents", "reply",
+        aws("outbox_relay", "events.PutEvents", "tel", status=500, count=EXHAUST), Outcome.ANSWERED_ONCE),
     Row("initiate-putevents", "outbound",
         aws("initiate_conversation", "events.PutEvents", "tel", status=500, count=EXHAUST),
         Outcome.INITIATE_RETRY),
@@ -306,7 +317,7 @@ def run_reply_row(stack: Stack, row: Row) -> None:
     tenant = stack.tenant()
     conversation = stack.conversation(tenant)
     tel, conversation_id = conversation.recipient_tel, conversation.conversation_id
-    case = Case(stack, tenant, tel, conversation_id)
+    case = Case(stack, tenant, tel, conversation_id, row.id)
     customer = conversation.customer_address
     row.inject(case)
 
@@ -322,6 +333,14 @@ def run_reply_row(stack: Stack, row: Row) -> None:
         stack.wait_for(lambda: take_dead_letter(stack, "whatsapp-ai-reply", conversation_id), WAIT)
         assert conversation_item(stack, tel, conversation_id)["status"] == "failed"
         assert sent_to(stack, customer) == []
+        return
+
+    if row.outcome is Outcome.HANDED_OFF:
+        stack.wait_for(lambda: conversation_item(stack, tel, conversation_id)["handoff_to_human"], WAIT)
+        item = conversation_item(stack, tel, conversation_id)
+        assert item["status"] == "handed_off" and item["handoff_reason"] == "reply_undelivered"
+        assert sent_to(stack, customer) == []
+        assert take_dead_letter(stack, "whatsapp-ai-reply", conversation_id) is None
         return
 
     if row.outcome is Outcome.CRITICAL_ONCE:
@@ -346,8 +365,12 @@ def run_reply_row(stack: Stack, row: Row) -> None:
     [reply] = sent_to(stack, customer)
     assert reply["body"] == f"Thanks! You said: hello from {row.id}"
     item = conversation_item(stack, tel, conversation_id)
-    assert [m["direction"] for m in item["messages"]] == ["inbound", "outbound"]
+    assert [m.direction for m in stack.history(conversation_id)] == ["inbound", "outbound"]
     assert item["inbound_seq"] == 1 and item["status"] != "failed"
+    if row.outcome is Outcome.PAUSED:
+        # The pause was recorded, and lifted by the reply that followed it.
+        assert any(line.get("message") == "tenant paused" for line in log_lines(stack, "reply_processor"))
+        assert take_dead_letter(stack, "whatsapp-ai-reply", conversation_id) is None
     assert critical_lines(stack, "reply_processor", conversation_id) == []
 
 
@@ -365,7 +388,7 @@ def run_outbound_row(stack: Stack, row: Row) -> None:
         "project_data": {"order": "A-1001"},
     }
     key = api_key(stack)
-    row.inject(Case(stack, tenant, tel, conversation_id))
+    row.inject(Case(stack, tenant, tel, conversation_id, row.id))
     customer = "whatsapp:" + tel
 
     with queue_visibility(stack, "whatsapp-outbound", 2):
@@ -435,7 +458,12 @@ def test_the_matrix_covers_every_external_call_and_outcome() -> None:
         "getsecretvalue",
     ):
         assert call in ids, call
-    for flow in ("reply", "outbound"):
-        outcomes = {row.outcome for row in ROWS if row.flow == flow}
-        assert {Outcome.ANSWERED_ONCE, Outcome.DLQ_FAILED, Outcome.CRITICAL_ONCE} <= outcomes, flow
+    # A reply never ends in a DLQ (what cannot be answered is handed to a person); a template can.
+    expected = {
+        "reply": {Outcome.ANSWERED_ONCE, Outcome.CRITICAL_ONCE, Outcome.HANDED_OFF, Outcome.PAUSED},
+        "outbound": {Outcome.ANSWERED_ONCE, Outcome.CRITICAL_ONCE, Outcome.DLQ_FAILED},
+    }
+    for flow, outcomes in expected.items():
+        assert outcomes <= {row.outcome for row in ROWS if row.flow == flow}, flow
+    assert {row.outcome for row in ROWS} == set(Outcome)
     assert len({row.id for row in ROWS}) == len(ROWS)

@@ -140,7 +140,10 @@ def test_every_rule_pattern_matches_the_events_the_code_emits(stack: Stack) -> N
     channels = sorted(outputs["webhook_urls"])
     details = samples(EVENT_TYPES, channels)
 
-    matched = matching_rules(stack.client("events"), stack.client("sqs"), stack.cloud.region, rules, details)
+    account = stack.client("sts").get_caller_identity()["Account"]
+    matched = matching_rules(
+        stack.client("events"), stack.client("sqs"), stack.cloud.region, account, rules, details
+    )
 
     for detail, found in zip(details, matched, strict=True):
         own = f"{detail.channel}-{detail.route.replace('_', '-')}"

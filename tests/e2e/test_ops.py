@@ -56,6 +56,8 @@ def ops(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.Comple
         MAIN,
         "--endpoint-url",
         stack.cloud.endpoint_url,
+        "--dynamodb-endpoint-url",
+        stack.cloud.dynamodb_endpoint_url,
         *args,
     ]
     return subprocess.run(

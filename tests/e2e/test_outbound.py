@@ -211,12 +211,9 @@ def test_openai_failing_twice_then_recovering_sends_one_message(stack: Stack) ->
 
 def test_twilio_failing_permanently_ends_in_the_dlq_with_status_failed(stack: Stack) -> None:
     tenant = stack.tenant(template=TEMPLATE)
-    # An empty auth token is refused by Twilio (401): no retry can heal that.
-    stack.client("secretsmanager").put_secret_value(
-        SecretId=tenant.secret_names["twilio"],
-        SecretString=json.dumps({"account_sid": tenant.account_sid, "auth_token": ""}),
-    )
     tel = random_tel()
+    # Twilio refuses this request itself (21655, the ContentSid is not valid): no retry can heal that.
+    stack.twilio.refuse(21655, to="whatsapp:" + tel)
     name = stack.outputs()["name"]
     dlq_url = stack.outputs()["dlqs"][f"{name}-whatsapp-outbound-dlq"]
     sqs = stack.client("sqs")
@@ -241,7 +238,7 @@ def test_twilio_failing_permanently_ends_in_the_dlq_with_status_failed(stack: St
         stack.wait_for(dead_lettered, 45.0, interval=1.0)
 
     stored = record(stack, tel, answer["conversation_id"])
-    assert stored["status"] == "failed" and "401" in stored["last_error"]
+    assert stored["status"] == "failed" and "21655" in stored["last_error"]
     assert sent_to(stack, "whatsapp:" + tel) == []
 
 
@@ -277,8 +274,10 @@ def test_a_run_longer_than_the_visibility_timeout_is_processed_once(stack: Stack
             if e["detail"]["conversation_id"] == answer["conversation_id"]
         ]
 
-    # The runner records an invocation when it returns, a moment after Twilio has the message.
+    # The send is not the end of the run: the runner records a delivery when its invocation returns
+    # (after the final write). Then wait two more visibility timeouts, so a redelivery would show.
     stack.wait_for(deliveries, SEND_WAIT)
+    time.sleep(4)
     assert len(deliveries()) == 1
     assert record(stack, tel, answer["conversation_id"])["template_sid"] == message["sid"]
 

@@ -132,6 +132,32 @@ def test_signed_webhook_gets_the_ai_reply_and_the_history_holds_both(chat: Chat)
     assert "Demo Ltd" in call["body"]["instructions"]
 
 
+def test_only_the_runner_receives_from_the_queues_it_plays(chat: Chat) -> None:
+    # The emulator's own mappings are off while the runner plays them: moto would receive each
+    # message itself (failing it for want of Docker), LocalStack's pollers would consume it.
+    runner = chat.stack.cloud.runner
+    assert runner is not None and runner.topology is not None and runner.topology.mappings
+    lam = chat.stack.client("lambda")
+    states = {lam.get_event_source_mapping(UUID=m.uuid)["State"] for m in runner.topology.mappings}
+    assert states == {"Disabled"}
+    [sid] = chat.says("who receives this?")
+    chat.wait_replies(1)
+
+    def records() -> list[dict[str, Any]]:
+        return [
+            record
+            for event, _ in list(runner.history)
+            if isinstance(event, dict)
+            for record in event.get("Records", [])
+            if sid in record.get("body", "")
+        ]
+
+    # The runner records the event when the invocation returns, after the reply went out.
+    chat.stack.wait_for(records, REPLY_WAIT)
+    # Delayed by the debounce window, then received once: by the runner's poller.
+    assert [r["attributes"]["ApproximateReceiveCount"] for r in records()] == ["1"]
+
+
 def test_five_messages_in_two_seconds_get_one_ai_call_and_one_reply(chat: Chat) -> None:
     bodies = [f"part {n} of my question" for n in range(1, 6)]
     started = time.monotonic()

@@ -10,8 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.exceptions import ClientError
 
+from ai_comms import pausing
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.dynamo import from_item
+from ai_comms.store.tenant_pauses import TenantPauses
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 
@@ -506,23 +508,38 @@ def test_rotated_twilio_credentials_are_read_again_and_the_template_goes_out_onc
     assert stored(cloud, conversation_id)["status"] == "active"
 
 
-def test_credentials_twilio_keeps_refusing_are_retried_later_never_failing_the_request(
+def test_credentials_twilio_keeps_refusing_pause_the_tenant_never_failing_the_request(
     cloud: Cloud,
     outbound: Outbound,
     initiate: Any,
     sender: Any,
     fakes: Fakes,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(pausing, "MAX_SQS_DELAY_SECONDS", 0)
     _, twilio_fake = fakes
     twilio_fake.add_faults({"status": 401, "count": 2})
     conversation_id, messages = request(outbound, initiate)
-    assert run(sender, outbound, messages) == [messages[0]["MessageId"]]
+    assert run(sender, outbound, messages) == []  # parked as a new copy of itself
+    outbound.delete(messages)
     record = stored(cloud, conversation_id)
     assert record["status"] == "initiating" and "send_claim_id" not in record
-    assert '"TenantCredentialErrors"' in capsys.readouterr().out
-    assert run(sender, outbound, with_receive_count(messages, 2)) == []
-    assert len(twilio_fake.messages()) == 1
+    out = capsys.readouterr().out
+    assert '"TenantCredentialErrors"' in out and '"TenantPauses"' in out
+    pauses = TenantPauses(cloud.dynamodb, TABLES["company"])
+    assert pauses.get("acme", "support") is not None
+
+    cloud.dynamodb.update_item(
+        TableName=TABLES["company"],
+        Key=TenantPauses.key("acme", "support"),
+        UpdateExpression="SET until_ms = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
+    parked = outbound.receive()
+    assert len(parked) == 1 and parked[0]["Body"] == messages[0]["Body"]
+    assert run(sender, outbound, parked) == []
+    assert len(twilio_fake.messages()) == 1 and pauses.get("acme", "support") is None
 
 
 def test_template_values_the_ai_wrote_over_lines_are_sent_as_twilio_accepts_them(

@@ -1,4 +1,5 @@
-"""The local runner against a real moto server, with resources made by boto3 instead of Terraform.
+"""The local runner against a real moto server (DynamoDB Local behind its front), with resources made by
+boto3 instead of Terraform.
 
 Fast (no terraform): proves the Lambda/API Gateway/SQS hops the e2e suite relies on.
 """
@@ -12,18 +13,19 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from local_cloud.artifacts import write_deterministic_zip, write_manifest
-from local_cloud.cloud import free_port
-from local_cloud.emulator import Emulator
+from local_cloud.emulator import MotoEmulator
+from local_cloud.processes import free_port
 from local_cloud.runner import PackagingError, Runner
 from local_cloud.worker import Invocation, Throttled
+
+from .local_cloud_support import require_dynamodb_local, wait_for
 
 REGION = "eu-west-1"
 STAGE = "test"
@@ -64,16 +66,6 @@ def lambda_handler(event, context):
 BROKEN_HANDLER = 'raise ImportError("a dependency is missing from the package")\n'
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
 def http(
     method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
@@ -86,8 +78,9 @@ def http(
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(free_port()) as running:
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoEmulator]:
+    require_dynamodb_local()
+    with MotoEmulator(free_port(), log_dir=tmp_path_factory.mktemp("emulator-logs")) as running:
         yield running
 
 
@@ -122,14 +115,8 @@ class Deployed:
         self.record_file = Path()
 
 
-def client(emulator: Emulator, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=emulator.url,
-        region_name=REGION,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+def client(emulator: MotoEmulator, service: str) -> Any:
+    return emulator.endpoints.client(service, REGION)
 
 
 def add_route(
@@ -151,7 +138,7 @@ def add_route(
 
 
 @pytest.fixture(scope="module")
-def deployed(emulator: Emulator, build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
+def deployed(emulator: MotoEmulator, build_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
     out = Deployed()
     out.record_file = tmp_path_factory.mktemp("records") / "sqs.jsonl"
     lam, sqs, iam, apigw = (client(emulator, s) for s in ("lambda", "sqs", "iam", "apigateway"))
@@ -221,11 +208,11 @@ def deployed(emulator: Emulator, build_dir: Path, tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def runner(
-    emulator: Emulator, build_dir: Path, deployed: Deployed, tmp_path_factory: pytest.TempPathFactory
+    emulator: MotoEmulator, build_dir: Path, deployed: Deployed, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Runner]:
     work_dir = tmp_path_factory.mktemp("local")
     running = Runner(
-        emulator.url,
+        emulator.endpoints,
         build_dir,
         work_dir,
         region=REGION,
@@ -238,7 +225,7 @@ def runner(
     running.stop()
 
 
-def test_discovers_what_was_deployed(runner: Runner, emulator: Emulator) -> None:
+def test_discovers_what_was_deployed(runner: Runner, emulator: MotoEmulator) -> None:
     assert runner.topology is not None
     # The runner plays the mappings, so moto must not receive their messages itself meanwhile.
     lam = client(emulator, "lambda")
@@ -278,6 +265,9 @@ def test_worker_sees_only_the_lambda_environment(runner: Runner) -> None:
     env = body["env"]
     assert env["GREETING"] == "hello"
     assert env["AWS_ENDPOINT_URL"] == runner.endpoint_url
+    # DynamoDB and its streams answer at the local cloud's DynamoDB Local, not at moto.
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"]
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == runner.endpoints.dynamodb != runner.endpoint_url
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == "echo"
     assert "PYTHONPATH" not in env and "VIRTUAL_ENV" not in env
     code_dir, layer_dir = body["sys_path"][:2]
@@ -325,7 +315,9 @@ def test_timeout_kills_and_restarts_the_worker(runner: Runner) -> None:
     assert again.error is None and again.cold_start and again.init_ms is not None
 
 
-def test_sqs_message_is_processed_and_deleted(runner: Runner, deployed: Deployed, emulator: Emulator) -> None:
+def test_sqs_message_is_processed_and_deleted(
+    runner: Runner, deployed: Deployed, emulator: MotoEmulator
+) -> None:
     sqs = client(emulator, "sqs")
     sent = sqs.send_message(
         QueueUrl=deployed.queue_url,
@@ -362,7 +354,7 @@ def test_sqs_message_is_processed_and_deleted(runner: Runner, deployed: Deployed
 
 
 def test_reported_failure_is_retried_then_dead_lettered(
-    runner: Runner, deployed: Deployed, emulator: Emulator
+    runner: Runner, deployed: Deployed, emulator: MotoEmulator
 ) -> None:
     sqs = client(emulator, "sqs")
     sent = sqs.send_message(QueueUrl=deployed.queue_url, MessageBody="fail")
@@ -384,7 +376,7 @@ def test_reported_failure_is_retried_then_dead_lettered(
 
 
 def test_code_matching_no_artifact_is_a_packaging_error(
-    emulator: Emulator, build_dir: Path, deployed: Deployed, tmp_path: Path
+    emulator: MotoEmulator, build_dir: Path, deployed: Deployed, tmp_path: Path
 ) -> None:
     lam = client(emulator, "lambda")
     role = client(emulator, "iam").get_role(RoleName="runner-test")["Role"]["Arn"]
@@ -496,7 +488,7 @@ def test_stop_ends_every_process_even_mid_invoke_and_a_later_invoke_starts_cold(
 
 
 def test_sqs_batches_of_one_mapping_run_concurrently(
-    runner: Runner, deployed: Deployed, emulator: Emulator
+    runner: Runner, deployed: Deployed, emulator: MotoEmulator
 ) -> None:
     sqs = client(emulator, "sqs")
     assert {p.concurrency for p in runner.pollers} == {4}
@@ -520,9 +512,9 @@ def test_sqs_batches_of_one_mapping_run_concurrently(
     assert sorted(e["Records"][0]["messageId"] for e in found) == sorted(sent)
 
 
-def test_concurrent_updates_of_one_item_are_atomic_in_the_emulator(emulator: Emulator) -> None:
+def test_concurrent_updates_of_one_item_are_atomic_in_the_emulator(emulator: MotoEmulator) -> None:
     # The engine's conditional writes (leases, list_append of the history) need AWS's per-item
-    # atomicity; moto's threaded server alone loses updates (see local_cloud.moto_atomic).
+    # atomicity; moto's threaded DynamoDB loses updates, the local cloud's DynamoDB Local does not.
     dynamodb = client(emulator, "dynamodb")
     dynamodb.create_table(
         TableName="atomic",

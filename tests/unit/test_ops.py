@@ -26,11 +26,12 @@ from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import Message
 from ai_comms.models.tenant import ProjectConfig
 from ai_comms.store.conversations import ConversationRepository
-from ai_comms.store.dynamo import to_item
-from ai_comms.store.messages import MessageRepository
+from ai_comms.store.dynamo import to_item, to_value
+from ai_comms.store.messages import MessageRepository, outbound_position
 from ai_comms.store.tenants import TenantRepository
 from ops import dlq, replay
 from ops.__main__ import main
+from ops.errors import UsageError
 from ops.progress import Progress
 from ops.table import age, render
 from ops.target import Target
@@ -705,6 +706,63 @@ def test_conversation_handback(env: Env, capsys: pytest.CaptureFixture[str]) -> 
     assert run("conversation", "handback", CUSTOMER, "conv-missing")[0] == 3
 
 
+def test_conversation_retry_answers_what_came_after_the_last_reply_that_arrived(env: Env) -> None:
+    _conversation(
+        env,
+        "conv-r",
+        "2026-01-01T00:00:00.000Z",
+        status="handed_off",
+        handoff_to_human=True,
+        handoff_reason="reply_undelivered",
+        inbound_seq=2,
+        answered_seq=2,
+    )
+    at = "2026-01-01T00:01:00.000Z"
+    MessageRepository(env.dynamodb, f"{NAME}-messages").put_all(
+        [
+            Message(conversation_id="conv-r", direction="outbound", author="ai", seq=1, batch=1, sid="SMr1",
+                    body="a reply that arrived", at=at),
+            Message(conversation_id="conv-r", direction="inbound", author="customer", seq=2, sid="SMin2",
+                    body="and then?", at=at, route="handoff", channel="whatsapp", company_id="acme",
+                    project_id="support", recipient_tel=CUSTOMER, customer_address="whatsapp:" + CUSTOMER,
+                    company_address=COMPANY),
+            Message(conversation_id="conv-r", direction="outbound", author="ai", seq=2, batch=2, sid="SMr2",
+                    body="a reply Twilio could not deliver", at=at),
+        ]
+    )  # fmt: skip
+    env.dynamodb.update_item(
+        TableName=f"{NAME}-messages",
+        Key=MessageRepository.key("conv-r", outbound_position(2, 2, 0)),
+        UpdateExpression="SET status_undelivered = :entry",
+        ExpressionAttributeValues={
+            ":entry": to_value({"status": "undelivered", "at": at, "error_code": 63032})
+        },
+    )
+    code, out = run("conversation", "retry", CUSTOMER, "conv-r")
+    assert code == 0 and "answers its 1 customer message(s) after #1 once" in out
+    stored = ConversationRepository(env.dynamodb, f"{NAME}-conversations").get(CUSTOMER, "conv-r")
+    assert stored is not None and stored.status == "active" and not stored.handoff_to_human
+    assert stored.answered_seq == 1 and stored.handoff_reason is None
+    [message] = env.sqs.receive_message(QueueUrl=env.queues["ai-reply"])["Messages"]
+    detail = json.loads(message["Body"])["detail"]
+    assert detail["route"] == "ai_reply" and detail["inbound_seq"] == 2 and detail["message_sid"] == "SMin2"
+
+    # Active now: nothing to retry, and a script can tell.
+    assert run("conversation", "retry", CUSTOMER, "conv-r")[0] == 1
+
+
+def test_conversation_retry_of_a_template_that_never_arrived_says_what_to_do(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conversation = _conversation(env, "conv-u", "2026-01-01T00:00:00.000Z", status="undelivered")
+    MessageRepository(env.dynamodb, f"{NAME}-messages").put_all([])
+    env.dynamodb.delete_item(
+        TableName=f"{NAME}-messages", Key=MessageRepository.key(conversation.conversation_id, "0000000001#in")
+    )
+    assert run("conversation", "retry", CUSTOMER, "conv-u")[0] == 1
+    assert "send a new request" in capsys.readouterr().err
+
+
 def test_aws_errors_exit_1(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     env.dynamodb.delete_table(TableName=f"{NAME}-company-data")
     assert run("tenant", "list")[0] == 1
@@ -894,3 +952,25 @@ def test_consent_set_show_and_export(env: Env, tmp_path: Path) -> None:
         "asked to hear from us again",
     ]
     assert {row["customer_address"] for row in exported} == {"whatsapp:" + CUSTOMER}
+
+
+def test_local_finds_the_local_cloud_from_its_endpoints_file(tmp_path: Path) -> None:
+    described = {
+        "emulator_url": "http://127.0.0.1:5123",
+        "dynamodb_url": "http://127.0.0.1:8123",
+        "region": "eu-west-1",
+        "workspaces": {"local": {"outputs": {"name": "ai-comms-local", "tables": {"consent": "c-table"}}}},
+    }
+    path = tmp_path / "endpoints.json"
+    path.write_text(json.dumps(described))
+    target = Target.local(None, str(path))
+    assert (target.workspace, target.endpoint_url, target.dynamodb_endpoint_url) == (
+        "local",
+        "http://127.0.0.1:5123",
+        "http://127.0.0.1:8123",
+    )
+    assert target.consent_table == "c-table" and target.messages_table == "ai-comms-local-messages"
+    with pytest.raises(UsageError, match="make local"):
+        Target.local(None, str(tmp_path / "missing.json"))
+    with pytest.raises(UsageError, match="not one the local cloud runs"):
+        Target.local("prod", str(path))

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from ai_comms import pausing
 from ai_comms.providers import openai_client
+from ai_comms.store.tenant_pauses import TenantPauses
 
-from .conftest import demo_project
+from .conftest import TABLES, demo_project
 from .reply_support import Replies, fakes, replies
 
 __all__ = ["fakes", "replies"]
@@ -116,16 +118,18 @@ def test_a_rate_limit_is_waited_out_as_the_api_asks(replies: Replies) -> None:
     assert [m["body"] for m in replies.sent()] == ["Ok."] and user_inputs(replies) == ["hello"]
 
 
-def test_a_used_up_quota_is_the_tenants_problem_retried_later_never_a_handoff(replies: Replies) -> None:
+def test_a_used_up_quota_pauses_the_tenant_never_a_handoff(
+    replies: Replies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pausing, "MAX_SQS_DELAY_SECONDS", 0)
     replies.openai.script({"error": "insufficient_quota"})
     replies.customer_says("hello")
-    assert len(replies.deliver()) == 1
+    assert replies.deliver() == []  # parked
     assert len(replies.ai_calls()) == 1  # waiting in the call does not heal it
     stored = replies.stored()
     assert stored.status == "active" and not stored.handoff_to_human and stored.pending_reply is None
-    replies.make_visible()
-    assert replies.deliver() == []
-    assert [m["body"] for m in replies.sent()] == ["Thanks! You said: hello"]
+    pause = TenantPauses(replies.cloud.dynamodb, TABLES["company"]).get("acme", "support")
+    assert pause is not None and pause.reason == "openai_quota_exhausted"
 
 
 def test_a_request_that_timed_out_after_openai_answered_is_not_asked_again(

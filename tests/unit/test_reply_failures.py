@@ -10,12 +10,14 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
+from ai_comms import pausing
 from ai_comms.clock import utc_now
 from ai_comms.critical import POST_SEND_EVENT
 from ai_comms.models.message import UNKNOWN_SID
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.reply_records import ReplyRecords
+from ai_comms.store.tenant_pauses import TenantPauses
 
 from .conftest import CUSTOMER_NUMBER, TABLES, demo_project
 from .reply_support import FAST_RETRY, Replies, allow_long_replies, fakes, replies
@@ -371,18 +373,39 @@ def test_a_rotated_openai_key_is_read_again_and_the_reply_arrives(replies: Repli
     assert [m["body"] for m in replies.sent()] == ["Thanks! You said: hello"]
 
 
-def test_a_key_openai_keeps_refusing_is_the_tenants_failure_retried_not_the_conversations(
-    replies: Replies, capsys: pytest.CaptureFixture[str]
+def test_a_key_openai_keeps_refusing_pauses_the_tenant_until_it_works_again(
+    replies: Replies, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pausing, "MAX_SQS_DELAY_SECONDS", 0)  # parked copies visible at once
     replies.openai.add_faults({"status": 401, "count": 2})
     replies.customer_says("hello")
-    assert len(replies.deliver()) == 1
+    assert replies.deliver() == []  # parked, not failed: no receive counts towards the DLQ
     stored = replies.stored()
     assert stored.status == "active" and stored.lease_owner is None and stored.answered_seq == 0
-    assert '"TenantCredentialErrors"' in capsys.readouterr().out
-    replies.make_visible()
+    out = capsys.readouterr().out
+    assert '"TenantCredentialErrors"' in out and '"TenantPauses"' in out
+    pauses = TenantPauses(replies.cloud.dynamodb, TABLES["company"])
+    pause = pauses.get("acme", "support")
+    assert pause is not None and pause.reason == "openai_key_refused" and pause.count == 1
+
+    # While paused, the parked record waits without asking OpenAI.
+    calls = len(replies.ai_calls())
+    assert replies.deliver() == [] and len(replies.ai_calls()) == calls and replies.sent() == []
+
+    # Once the pause is over, the next attempt is the probe: it works and lifts the pause.
+    end_pause(replies)
     assert replies.deliver() == []
     assert [m["body"] for m in replies.sent()] == ["Thanks! You said: hello"]
+    assert pauses.get("acme", "support") is None
+
+
+def end_pause(replies: Replies) -> None:
+    replies.cloud.dynamodb.update_item(
+        TableName=TABLES["company"],
+        Key=TenantPauses.key("acme", "support"),
+        UpdateExpression="SET until_ms = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
 
 
 def test_rotated_twilio_credentials_are_read_again_and_the_reply_goes_out_once(replies: Replies) -> None:

@@ -258,7 +258,7 @@ def test_each_subscriber_rule_matches_exactly_the_events_it_declares(evaluated: 
     for key, subscriber in SAMPLE.items():
         pattern = EventPattern.load(patterns[f"{key}-subscriber"])
         for detail in details:
-            matched = pattern.matches_event(envelope(detail, REGION))
+            matched = pattern.matches_event(envelope(detail, REGION, ACCOUNT))
             label = (
                 key,
                 type(detail).__name__,

@@ -1,5 +1,6 @@
 """The Twilio webhook handler against in-process AWS: statuses, dedupe, routing, nothing stored on refusal."""
 
+import importlib
 import json
 import time
 from typing import Any
@@ -13,9 +14,20 @@ from twilio.request_validator import HMAC_SHA256, SIGNATURE_SETTINGS_HEADER, Req
 from ai_comms.clock import iso, utc_now
 from ai_comms.models.conversation import Conversation
 from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.tenants import TenantRepository
 
 from .apigw import HOST, STAGE, twilio_form, webhook_event
-from .conftest import ACCOUNT_SID, AUTH_TOKEN, COMPANY_NUMBER, CUSTOMER_NUMBER, REGION, TABLES, Cloud, history
+from .conftest import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    COMPANY_NUMBER,
+    CUSTOMER_NUMBER,
+    REGION,
+    TABLES,
+    Cloud,
+    demo_project,
+    history,
+)
 from .lambda_context import FakeContext
 
 
@@ -408,3 +420,27 @@ def test_a_rotated_auth_token_is_accepted_at_once(cloud: Cloud, webhook: Any) ->
         SecretString=json.dumps({"account_sid": ACCOUNT_SID, "auth_token": "rotated-token"}),
     )
     assert invoke(webhook, webhook_event(twilio_form(), token="rotated-token"))["statusCode"] == 200
+
+
+def test_a_conversation_idle_past_the_projects_limit_is_closed_and_the_message_opens_a_new_one(
+    cloud: Cloud, webhook: Any
+) -> None:
+    long_ago = "2026-01-01T00:00:00.000Z"  # past the default 168 hours
+    idle = open_conversation(cloud, last_activity_at=long_ago, inbound_seq=1, answered_seq=1)
+    assert invoke(webhook, webhook_event(twilio_form()))["statusCode"] == 200
+    repo = ConversationRepository(cloud.dynamodb, TABLES["conversations"])
+    old = repo.get(CUSTOMER_NUMBER, idle.conversation_id)
+    assert old is not None and old.status == "closed" and old.inbound_seq == 1
+    current, _ = repo.open_for(CUSTOMER_NUMBER, "whatsapp:" + COMPANY_NUMBER)
+    assert current is not None and current.conversation_id != idle.conversation_id
+    assert current.opened_by == "customer" and current.inbound_seq == 1
+
+
+def test_a_project_without_an_idle_limit_keeps_its_conversations_open(cloud: Cloud, webhook: Any) -> None:
+    TenantRepository(cloud.dynamodb, TABLES["company"]).put_project(
+        demo_project(idle_close_hours=0), "2026-01-01T00:00:00Z"
+    )
+    importlib.reload(webhook)  # a new container: no cached project
+    idle = open_conversation(cloud, last_activity_at="2026-01-01T00:00:00.000Z")
+    assert invoke(webhook, webhook_event(twilio_form()))["statusCode"] == 200
+    assert len(history(cloud, idle.conversation_id)) == 1

@@ -35,6 +35,7 @@ from ai_comms.masking import mask_address
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.delivery import OUTSIDE_WINDOW, StatusCallback
 from ai_comms.models.events import DeliveryFailed, HandoffRequested, ReplyWindowClosed
+from ai_comms.models.lifecycle import guard
 from ai_comms.providers import aws_clients
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.delivery import ConversationChange, DeliveryRecords, OutboxEvent, Stored
@@ -44,6 +45,9 @@ from ai_comms.store.tenants import TenantRepository
 logger = Logger(child=True)
 
 STATUS_SOURCE = "ai-comms.status-callback"
+# The lifecycle's transitions a failure makes (models.lifecycle).
+TEMPLATE_UNDELIVERED = guard("template_undelivered")
+HAND_OVER = guard("hand_over")
 _CONVERSATION_ID_MAX = 128
 
 
@@ -189,17 +193,16 @@ class StatusService:
         events: list[OutboxEvent] = [OutboxEvent(failed, callback.message_sid)]
         if template:
             # Only while the customer has not written: a reply proves the conversation reached them.
+            condition, from_values, target = TEMPLATE_UNDELIVERED
             change = ConversationChange(
                 update="SET #status = :undelivered, last_error = :error, updated_at = :now",
-                condition="#status IN (:initiating, :sending, :active) AND inbound_seq = :zero",
+                condition=f"{condition} AND inbound_seq = :zero",
                 values={
-                    ":undelivered": {"S": "undelivered"},
+                    ":undelivered": {"S": target},
                     ":error": {"S": error},
                     ":now": {"S": at},
-                    ":initiating": {"S": "initiating"},
-                    ":sending": {"S": "sending"},
-                    ":active": {"S": "active"},
                     ":zero": {"N": "0"},
+                    **from_values,
                 },
                 names={"#status": "status"},
             )
@@ -221,24 +224,23 @@ class StatusService:
         )
         events.append(OutboxEvent(handoff, callback.message_sid, STATUS_SOURCE))
         # A person takes the conversation unless one has it already (or it ended).
+        condition, from_values, target = HAND_OVER
         change = ConversationChange(
             update=(
                 "SET handoff_to_human = :true, #status = :handed_off, handoff_reason = :reason, "
                 "handoff_detail = :error, last_error = :error, updated_at = :now"
             ),
             condition=(
-                "#status IN (:active, :window_closed) AND "
-                "(attribute_not_exists(handoff_to_human) OR handoff_to_human = :false)"
+                f"{condition} AND (attribute_not_exists(handoff_to_human) OR handoff_to_human = :false)"
             ),
             values={
                 ":true": {"BOOL": True},
                 ":false": {"BOOL": False},
-                ":handed_off": {"S": "handed_off"},
+                ":handed_off": {"S": target},
                 ":reason": {"S": reason},
                 ":error": {"S": error},
                 ":now": {"S": at},
-                ":active": {"S": "active"},
-                ":window_closed": {"S": "window_closed"},
+                **from_values,
             },
             names={"#status": "status"},
         )

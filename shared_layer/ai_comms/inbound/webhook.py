@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from ai_comms.addresses import AddressError, tel_of
-from ai_comms.clock import iso, utc_now
+from ai_comms.clock import iso, parse_iso, utc_now
 from ai_comms.config import ChannelRuntime, Settings
 from ai_comms.consent.keywords import keyword_of, normalised
 from ai_comms.errors import BadRequest, NotFound, RetryLater
@@ -133,13 +133,24 @@ class InboundService:
         keyword = keyword_of(inbound.body, project.consent)
         for _ in range(MAX_RECORD_ATTEMPTS):
             current, newest = self._conversations.open_for(customer_tel, inbound.to)
+            closing = current if current is not None and self._idle(project, current) else None
+            if closing is not None:
+                current = None
             opens = current is None
             conversation = current or self._first_contact(project, channel, inbound, customer_tel, newest)
-            recorded = self._record(project, conversation, inbound, content, keyword, opens)
+            recorded = self._record(project, conversation, inbound, content, keyword, opens, closing)
             if recorded is not None:
                 return recorded
         logger.warning("conversation kept changing; answered 503", extra={"message_sid": inbound.message_sid})
         raise RetryLater("conversation busy")
+
+    @staticmethod
+    def _idle(project: ProjectConfig, conversation: Conversation) -> bool:
+        """Idle past the project's limit: the customer's message opens a new conversation instead."""
+        if not project.idle_close_hours or conversation.last_activity_at is None:
+            return False
+        idle = utc_now() - parse_iso(conversation.last_activity_at)
+        return idle > timedelta(hours=project.idle_close_hours)
 
     def _first_contact(
         self,
@@ -178,6 +189,7 @@ class InboundService:
         content: InboundContent | None,
         keyword: ConsentChangeKind | None,
         opens: bool,
+        closing: Conversation | None = None,
     ) -> Accepted | None:
         """Record the message on `conversation`; None when the record changed and must be read again.
 
@@ -219,10 +231,11 @@ class InboundService:
             )
         write = self._conversations.record_inbound
         extra = self._consent_change(conversation, message) if keyword else []
-        outcome = write(record, message, self._messages, self._claims, expires_at, opens=opens, extra=extra)
+        store = (self._messages, self._claims, expires_at)
+        outcome = write(record, message, *store, opens=opens, extra=extra, closing=closing)
         if outcome is Recorded.EXTRA_REFUSED:
             message = message.model_copy(update={"consent_change": None})
-            outcome = write(record, message, self._messages, self._claims, expires_at, opens=opens)
+            outcome = write(record, message, *store, opens=opens, closing=closing)
         if outcome is Recorded.CHANGED:
             return None
         duplicate = outcome is Recorded.DUPLICATE

@@ -117,6 +117,16 @@ class ProjectConfig(_Strict):
             "answers, 'handoff' opens it with a person, 'ignore' records the message only."
         ),
     )
+    idle_close_hours: int = Field(
+        default=168,
+        ge=0,
+        le=24 * 365,
+        description=(
+            "A conversation with no message in or out for this many hours is closed: the customer's "
+            "next message opens a new one (first_contact). 0 keeps conversations open until they "
+            "expire (conversation_ttl_days)."
+        ),
+    )
     api_clients: list[str] = Field(
         default_factory=list,
         description=(

@@ -46,14 +46,22 @@ from ai_comms.models.conversation import Conversation
 from ai_comms.models.message import UNKNOWN_SID, Message
 from ai_comms.models.outbound import ConversationRequested
 from ai_comms.outbound.template_values import normalised_values
+from ai_comms.pausing import PauseGate, TenantPaused, park
 from ai_comms.providers import aws_clients
-from ai_comms.providers.openai_client import AiClient, Incomplete, Unanswerable
+from ai_comms.providers.openai_client import (
+    AiClient,
+    CredentialsRefused,
+    Incomplete,
+    QuotaExhausted,
+    Unanswerable,
+)
 from ai_comms.providers.secrets import get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat, queue_url_from_arn
 from ai_comms.providers.twilio_client import SendFailed, SendOutcomeUnknown, TwilioCredentials, TwilioSender
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.messages import outbound_position
 from ai_comms.store.outbound_records import OutboundRecord, OutboundRecords
+from ai_comms.store.tenant_pauses import TenantPauses
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -72,6 +80,8 @@ class Outcome(StrEnum):
     WITHHELD = "withheld"
     SENT_UNRECORDED = "sent_unrecorded"
     OUTCOME_UNKNOWN = "outcome_unknown"
+    # The tenant is paused (credentials or quota): the request waits as a delayed copy of itself.
+    PARKED = "parked"
 
 
 class OutboundFailure(Exception):
@@ -167,6 +177,7 @@ class ChannelSender:
         self._sender = sender
         self._records = OutboundRecords(dynamodb, settings.conversations_table, settings.messages_table)
         self._consent = ConsentRepository(dynamodb, settings.consent_table)
+        self._gate = PauseGate(TenantPauses(dynamodb, settings.company_table, settings.tenant_pause_seconds))
         self._sqs = sqs
         self._ai = ai
         self._twilio = twilio
@@ -212,6 +223,10 @@ class ChannelSender:
         with heartbeat:
             try:
                 result = self._process(request, message, heartbeat, remaining_ms)
+            except TenantPaused as paused:
+                logger.warning("tenant paused; request parked", extra={"seconds": paused.seconds})
+                park(self._sqs, queue_url, message.body, paused.seconds)
+                return SendResult(Outcome.PARKED, request.conversation_id)
             except Exception as error:
                 self._record_failure(request, message, error)
                 self._reschedule(queue_url, message, error)
@@ -238,11 +253,13 @@ class ChannelSender:
             raise OutboundFailure(f"request already failed: {record.last_error}", permanent=True)
 
         sending = request.sending
+        # A paused tenant's request waits; after a pause this attempt is the probe.
+        ended = self._gate.check(request.company_id, request.project_id)
         twilio = TwilioCredentials.from_secret(
             get_secret_json(sending.twilio_secret_ref, self._settings.secret_cache_seconds)
         )
         ai_started = time.monotonic()
-        variables = self._variables(request, record)
+        variables = self._variables_reading_key_again(request, record)
         ai_ms = int((time.monotonic() - ai_started) * 1000)
 
         claim_id = f"{message.message_id}:{uuid.uuid4().hex[:8]}"
@@ -265,12 +282,17 @@ class ChannelSender:
             self._records.release(tel, conversation_id, claim_id, _reason(error), iso(utc_now()))
             if error.credentials:
                 metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
+                raise self._gate.pause(
+                    request.company_id, request.project_id, "twilio_credentials_refused"
+                ) from error
             raise
         except Exception as error:
             # SendOutcomeUnknown (or anything unexpected): Twilio may have accepted the template, so
             # the claim is closed as "outcome unknown" instead of being released into a resend.
             self._close_unknown(request, claim_id, body, error)
             return SendResult(Outcome.OUTCOME_UNKNOWN, conversation_id)
+        if ended is not None:
+            self._gate.lift(request.company_id, request.project_id)
         sent_at = iso(utc_now())
         timings = {
             "queue_ms": _ms_between(request.requested_at, started),
@@ -299,17 +321,34 @@ class ChannelSender:
         )
         return SendResult(Outcome.SENT, conversation_id, timings)
 
-    def _variables(self, request: ConversationRequested, record: OutboundRecord) -> dict[str, str]:
+    def _variables_reading_key_again(
+        self, request: ConversationRequested, record: OutboundRecord
+    ) -> dict[str, str]:
+        """The variables; a key OpenAI refuses is read again once (it may have been rotated), and
+        refused again it pauses the tenant."""
+        try:
+            return self._variables(request, record)
+        except CredentialsRefused:
+            logger.warning("OpenAI refused the key; reading it again")
+        again = self._records.get(request.recipient.tel, request.conversation_id) or record
+        try:
+            return self._variables(request, again, fresh_key=True)
+        except CredentialsRefused as error:
+            metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
+            raise self._gate.pause(request.company_id, request.project_id, "openai_key_refused") from error
+
+    def _variables(
+        self, request: ConversationRequested, record: OutboundRecord, fresh_key: bool = False
+    ) -> dict[str, str]:
         """The template's variables as the AI wrote them, kept on the record (first writer wins) with
         the AI conversation they were written in, so a retry asks nothing again."""
         if record.template_variables is not None:
             return record.template_variables
         sending, tel, conversation_id = request.sending, request.recipient.tel, request.conversation_id
-        openai_key = str(
-            get_secret_json(sending.ai.openai_secret_ref, self._settings.secret_cache_seconds).get(
-                "api_key", ""
-            )
+        secret = get_secret_json(
+            sending.ai.openai_secret_ref, self._settings.secret_cache_seconds, force_fetch=fresh_key
         )
+        openai_key = str(secret.get("api_key", ""))
         ai_conversation_id = record.ai_conversation_id
         if ai_conversation_id is None:
             created = self._ai.create_conversation(
@@ -360,6 +399,11 @@ class ChannelSender:
                     max_output_tokens=sending.ai.max_output_tokens * LARGER_BUDGET_FACTOR,
                     resume=True,
                 )
+        except QuotaExhausted as error:
+            metrics.add_metric(name="TenantQuotaErrors", unit=MetricUnit.Count, value=1)
+            raise self._gate.pause(
+                request.company_id, request.project_id, "openai_quota_exhausted"
+            ) from error
         except Unanswerable as error:
             metrics.add_metric(name="AiUnanswerable", unit=MetricUnit.Count, value=1)
             raise OutboundFailure(

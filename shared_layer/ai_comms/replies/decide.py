@@ -29,6 +29,7 @@ from ai_comms.models.conversation import Conversation, PendingAction, PendingRep
 from ai_comms.models.events import HandoffReason, ReplyWindowClosed
 from ai_comms.models.message import Message, MessageAuthor
 from ai_comms.models.tenant import ChannelSettings, ProjectConfig
+from ai_comms.pausing import PauseGate
 from ai_comms.providers.events import EventPublisher
 from ai_comms.providers.openai_client import (
     AiClient,
@@ -102,7 +103,9 @@ class ReplyDecider:
         configs: TenantConfigs,
         publisher: EventPublisher,
         ai: AiClient,
+        gate: PauseGate,
     ) -> None:
+        self._gate = gate
         self._settings = settings
         self._records = records
         self._messages = messages
@@ -187,7 +190,11 @@ class ReplyDecider:
             )
         if with_ai and reading.for_ai:
             text = "\n\n".join(ai_text(m) for m in reading.for_ai)
+            # A paused tenant's work waits (TenantPaused); after a pause this call is the probe.
+            ended = self._gate.check(project.company_id, project.project_id)
             answer = self._ask_ai(lease, conversation, project, upto, text)
+            if ended is not None:
+                self._gate.lift(project.company_id, project.project_id)
             if not heartbeat.healthy:
                 raise RecordFailed("visibility heartbeat failed", retry_in_seconds=1)
             if isinstance(answer, Unanswerable):
@@ -227,7 +234,7 @@ class ReplyDecider:
                 detected_at=iso(now),
             )
         )
-        self._records.close_window(lease, upto, iso(now))
+        self._records.close_window(lease, upto, iso(now), change_status=conversation.status == "active")
         logger.info("reply window closed; nothing sent", extra={"upto_seq": upto})
         metrics.add_metric(name="RepliesSkipped", unit=MetricUnit.Count, value=1)
         return "window_closed"
@@ -273,7 +280,7 @@ class ReplyDecider:
         except CredentialsRefused as error:
             logger.error("OpenAI refuses the tenant's key", extra={"project_id": project.project_id})
             metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
-            raise RecordFailed(str(error), retry_in_seconds=None) from error
+            raise self._gate.pause(project.company_id, project.project_id, "openai_key_refused") from error
 
     def _ask_ai_with(
         self,
@@ -313,7 +320,9 @@ class ReplyDecider:
         except QuotaExhausted as error:
             logger.error("the tenant's OpenAI quota is used up", extra={"project_id": project.project_id})
             metrics.add_metric(name="TenantQuotaErrors", unit=MetricUnit.Count, value=1)
-            raise RecordFailed(str(error), retry_in_seconds=None) from error
+            raise self._gate.pause(
+                project.company_id, project.project_id, "openai_quota_exhausted"
+            ) from error
         except AiError as error:
             logger.warning("AI unavailable; the record will be retried", extra={"error": str(error)})
             wait = error.retry_in_seconds

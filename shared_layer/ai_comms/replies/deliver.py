@@ -24,6 +24,7 @@ from ai_comms.models.consent import ConsentChange
 from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import HandoffRequested
 from ai_comms.models.message import UNKNOWN_SID, Message
+from ai_comms.pausing import PauseGate
 from ai_comms.providers.events import EventPublisher, PublishFailed
 from ai_comms.providers.secrets import SecretUnavailable, get_secret_json
 from ai_comms.providers.sqs_heartbeat import VisibilityHeartbeat
@@ -65,8 +66,10 @@ class ReplyDelivery:
         configs: TenantConfigs,
         publisher: EventPublisher,
         twilio: TwilioSender,
+        gate: PauseGate,
         sns: Any = None,
     ) -> None:
+        self._gate = gate
         self._settings = settings
         self._records = records
         self._consent = consent
@@ -267,7 +270,11 @@ class ReplyDelivery:
                         extra={"project_id": conversation.project_id},
                     )
                     metrics.add_metric(name="TenantCredentialErrors", unit=MetricUnit.Count, value=1)
-                elif error.permanent:
+                    self._unmark_attempt(lease, recorded, index)
+                    raise self._gate.pause(
+                        conversation.company_id, conversation.project_id, "twilio_credentials_refused"
+                    ) from error
+                if error.permanent:
                     # Nothing went out; it never will, so nothing more is sent and the reply ends
                     # here (the caller records a blocked recipient, or hands over to a person).
                     logger.error("Twilio refused the reply for good", extra={"error": str(error)})

@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ai_comms.clock import utc_now
 from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import ReplyReceived
+from ai_comms.pausing import PauseGate, TenantPaused, park
 from ai_comms.providers import aws_clients
 from ai_comms.providers.events import EventPublisher
 from ai_comms.providers.openai_client import AiClient
@@ -51,6 +52,7 @@ from ai_comms.replies.tenant_config import TenantConfigs
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.reply_records import ConversationMissing, LeaseHeld, LeaseRef, ReplyRecords
+from ai_comms.store.tenant_pauses import TenantPauses
 from ai_comms.store.tenants import TenantRepository
 
 logger = Logger(child=True)
@@ -78,8 +80,11 @@ class ReplyService:
         publisher = EventPublisher(events, base.event_bus_name)
         messages = MessageRepository(dynamodb, base.messages_table)
         consent = ConsentRepository(dynamodb, base.consent_table)
-        self._decider = ReplyDecider(settings, self._records, messages, consent, configs, publisher, ai)
-        self._delivery = ReplyDelivery(settings, self._records, consent, configs, publisher, twilio, sns)
+        gate = PauseGate(TenantPauses(dynamodb, base.company_table, base.tenant_pause_seconds))
+        self._decider = ReplyDecider(settings, self._records, messages, consent, configs, publisher, ai, gate)
+        self._delivery = ReplyDelivery(
+            settings, self._records, consent, configs, publisher, twilio, gate, sns
+        )
         self._sqs = sqs
         self._queue_urls: dict[str, str] = {}
 
@@ -114,6 +119,10 @@ class ReplyService:
         """Exponential backoff on the receive count: the queue's own timeout is sized for the worst case."""
         exponent = max(record.receive_count - 1, 0)
         return int(min(self._settings.retry_base_seconds * 2**exponent, MAX_VISIBILITY_SECONDS))
+
+    def park(self, record: QueuedRecord, body: str, paused: TenantPaused) -> None:
+        """The record waits out its tenant's pause as a new, delayed copy (no receive is counted)."""
+        park(self._sqs, self.queue_url(record.queue_arn), body, paused.seconds)
 
     def reschedule(self, record: QueuedRecord, failure: BaseException) -> None:
         """Make a failed record visible again when it is worth retrying, not after the queue's timeout.

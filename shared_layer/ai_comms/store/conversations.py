@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import OPEN_STATUSES, Conversation
+from ai_comms.models.lifecycle import BY_NAME, guard
 from ai_comms.models.message import Message
 from ai_comms.store.claims import Claims
 from ai_comms.store.dynamo import (
@@ -24,6 +25,12 @@ INBOUND_CLAIM_PREFIX = "twilio-inbound"
 
 # The newest conversations read to find an open one: a customer rarely has more with one number.
 RECENT_CONVERSATIONS = 10
+
+
+# models.lifecycle: a customer writing again into a conversation whose window closed.
+CUSTOMER_RETURNS = guard("customer_returns")
+CUSTOMER_RETURNS_FROM = frozenset(BY_NAME["customer_returns"].sources)
+CLOSE = guard("close")
 
 
 class Recorded(Enum):
@@ -96,6 +103,7 @@ class ConversationRepository:
         *,
         opens: bool = False,
         extra: list[dict[str, Any]] | None = None,
+        closing: Conversation | None = None,
     ) -> Recorded:
         """Store a customer message: one transaction of small writes, whatever the history's size.
 
@@ -103,7 +111,8 @@ class ConversationRepository:
         sequence number (conditional on the record being as it was read, so two messages never take
         one number and a route decided on a stale record is never stored), or the conversation
         itself when the message opens it (`opens`: conditional on no one opening it first); then
-        `extra` (a consent change) and the message item.
+        `extra` (a consent change) and the message item. `closing` is the idle conversation the new
+        one replaces: closed in the same transaction, if it is still as it was read.
         """
         assert message.sid is not None
         conversation_write = (
@@ -114,9 +123,11 @@ class ConversationRepository:
         extra = extra or []
         # The only write to a table with a stream goes last: moto (the unit tests' emulator)
         # leaks the stream record of a put it rolls back when a later item's condition fails.
+        closes = [self._close_idle_request(closing, message.at)] if closing is not None else []
         items = [
             claims.claim_request(message.sid, int(time.time()), message.conversation_id),
             conversation_write,
+            *closes,
             *extra,
             messages.put_new_request(message),
         ]
@@ -125,9 +136,9 @@ class ConversationRepository:
         except TransactionCancelled as cancelled:
             if cancelled.failed(0):
                 return Recorded.DUPLICATE
-            if cancelled.failed(1) or cancelled.conflict:
+            if cancelled.failed(1) or (closes and cancelled.failed(2)) or cancelled.conflict:
                 return Recorded.CHANGED
-            if any(cancelled.failed(2 + i) for i in range(len(extra))):
+            if any(cancelled.failed(2 + len(closes) + i) for i in range(len(extra))):
                 return Recorded.EXTRA_REFUSED
             raise
         return Recorded.RECORDED
@@ -149,19 +160,48 @@ class ConversationRepository:
         handoff = "handoff_to_human = :handoff"
         if not conversation.handoff_to_human:
             handoff = "(attribute_not_exists(handoff_to_human) OR handoff_to_human = :handoff)"
+        sets = (
+            "SET inbound_seq = :seq, last_inbound_at = :at, last_activity_at = :at, "
+            "updated_at = :at, expires_at = :expires"
+        )
+        if conversation.status in CUSTOMER_RETURNS_FROM:
+            # The customer writing again reopens the window (the status read is the condition's).
+            values[":returned"] = {"S": CUSTOMER_RETURNS[2]}
+            sets += ", #status = :returned"
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
-                "UpdateExpression": (
-                    "SET inbound_seq = :seq, last_inbound_at = :at, last_activity_at = :at, "
-                    "updated_at = :at, expires_at = :expires"
-                ),
+                "UpdateExpression": sets,
                 "ConditionExpression": (
                     f"attribute_exists(conversation_id) AND {unchanged} AND {handoff} AND #status = :status"
                 ),
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _close_idle_request(self, conversation: Conversation, now: str) -> dict[str, Any]:
+        """Close a conversation idle past its project's limit, if nothing happened in it since."""
+        condition, from_values, target = CLOSE
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self.key(conversation.recipient_tel, conversation.conversation_id),
+                "UpdateExpression": "SET #status = :closed, closed_reason = :idle, updated_at = :now",
+                "ConditionExpression": (
+                    f"{condition} AND inbound_seq = :seq AND attribute_not_exists(pending_reply) AND "
+                    "(attribute_not_exists(last_activity_at) OR last_activity_at = :last)"
+                ),
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {
+                    **from_values,
+                    ":closed": {"S": target},
+                    ":idle": {"S": "idle"},
+                    ":now": {"S": now},
+                    ":seq": {"N": str(conversation.inbound_seq)},
+                    ":last": {"S": conversation.last_activity_at or ""},
+                },
             }
         }
 

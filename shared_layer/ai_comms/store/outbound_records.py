@@ -21,6 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import Conversation
+from ai_comms.models.lifecycle import guard
 from ai_comms.models.message import Message
 from ai_comms.store.dynamo import (
     TransactionCancelled,
@@ -35,6 +36,14 @@ from ai_comms.store.messages import MessageRepository
 SENT_STATUSES = frozenset({"active", "handed_off", "window_closed", "opted_out", "closed"})
 # Ended without a send: nothing more to do for the request.
 WITHHELD_STATUSES = frozenset({"undelivered"})
+
+
+# The lifecycle's transitions these writes make (models.lifecycle): condition, values, target.
+CLAIM = guard("claim_send")
+RELEASE = guard("release_send")
+WITHHELD = guard("withheld")
+SENT = guard("template_sent")
+FAILED = guard("request_failed")
 
 
 @dataclass(frozen=True)
@@ -128,17 +137,16 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #s = :sending, send_claim_id = :id, send_claim_until = :until, updated_at = :now "
-                    "ADD send_attempts :one"
+                    "SET #status = :sending, send_claim_id = :id, send_claim_until = :until, "
+                    "updated_at = :now ADD send_attempts :one"
                 ),
                 ConditionExpression=(
-                    "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND "
-                    "#s = :initiating"
+                    "attribute_exists(conversation_id) AND attribute_not_exists(template_sid) AND " + CLAIM[0]
                 ),
-                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":sending": {"S": "sending"},
-                    ":initiating": {"S": "initiating"},
+                    **CLAIM[1],
+                    ":sending": {"S": CLAIM[2]},
                     ":id": {"S": claim_id},
                     ":until": {"N": str(until_ms)},
                     ":now": {"S": now},
@@ -158,13 +166,14 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #s = :initiating, last_error = :reason, updated_at = :now "
+                    "SET #status = :initiating, last_error = :reason, updated_at = :now "
                     "REMOVE send_claim_id, send_claim_until"
                 ),
-                ConditionExpression="send_claim_id = :id",
-                ExpressionAttributeNames={"#s": "status"},
+                ConditionExpression=f"send_claim_id = :id AND {RELEASE[0]}",
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":initiating": {"S": "initiating"},
+                    **RELEASE[1],
+                    ":initiating": {"S": RELEASE[2]},
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
@@ -183,13 +192,14 @@ class OutboundRecords:
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    "SET #s = :undelivered, last_error = :reason, updated_at = :now "
+                    "SET #status = :undelivered, last_error = :reason, updated_at = :now "
                     "REMOVE send_claim_id, send_claim_until"
                 ),
-                ConditionExpression="send_claim_id = :id",
-                ExpressionAttributeNames={"#s": "status"},
+                ConditionExpression=f"send_claim_id = :id AND {WITHHELD[0]}",
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":undelivered": {"S": "undelivered"},
+                    **WITHHELD[1],
+                    ":undelivered": {"S": WITHHELD[2]},
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
@@ -218,14 +228,15 @@ class OutboundRecords:
                         "TableName": self._table,
                         "Key": self._key(recipient_tel, conversation_id),
                         "UpdateExpression": (
-                            "SET #s = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
+                            "SET #status = :active, template_sid = :sid, sent_at = :at, timings = :timings, "
                             "updated_at = :now, last_activity_at = :at, expires_at = :expires "
                             "REMOVE send_claim_id, send_claim_until, last_error"
                         ),
-                        "ConditionExpression": "send_claim_id = :id",
-                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ConditionExpression": f"send_claim_id = :id AND {SENT[0]}",
+                        "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": {
-                            ":active": {"S": "active"},
+                            **SENT[1],
+                            ":active": {"S": SENT[2]},
                             ":sid": {"S": str(message.sid)},
                             ":at": {"S": message.at},
                             ":timings": to_value(timings),
@@ -263,15 +274,15 @@ class OutboundRecords:
                             "TableName": self._table,
                             "Key": self._key(recipient_tel, conversation_id),
                             "UpdateExpression": (
-                                "SET #s = :active, send_outcome_unknown = :true, last_error = :reason, "
+                                "SET #status = :active, send_outcome_unknown = :true, last_error = :reason, "
                                 "updated_at = :now, last_activity_at = :now, expires_at = :expires "
                                 "REMOVE send_claim_id, send_claim_until"
                             ),
-                            "ConditionExpression": "#s = :sending AND send_claim_id = :id",
-                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ConditionExpression": f"{SENT[0]} AND send_claim_id = :id",
+                            "ExpressionAttributeNames": {"#status": "status"},
                             "ExpressionAttributeValues": {
-                                ":active": {"S": "active"},
-                                ":sending": {"S": "sending"},
+                                **SENT[1],
+                                ":active": {"S": SENT[2]},
                                 ":true": {"BOOL": True},
                                 ":reason": {"S": reason},
                                 ":now": {"S": now},
@@ -294,21 +305,18 @@ class OutboundRecords:
     ) -> bool:
         """Record why an attempt failed; `failed` ends the request. Never touches a sent record."""
         expression = "SET last_error = :reason, updated_at = :now"
-        values: dict[str, Any] = {
-            ":reason": {"S": reason},
-            ":now": {"S": now},
-            ":initiating": {"S": "initiating"},
-        }
+        # Only while the request is still being made: the failure's transition, from its sources.
+        values: dict[str, Any] = {":reason": {"S": reason}, ":now": {"S": now}, **FAILED[1]}
         if failed:
-            expression += ", #s = :failed, failed_at = :now"
-            values[":failed"] = {"S": "failed"}
+            expression += ", #status = :failed, failed_at = :now"
+            values[":failed"] = {"S": FAILED[2]}
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=expression,
-                ConditionExpression="#s = :initiating",
-                ExpressionAttributeNames={"#s": "status"},
+                ConditionExpression=FAILED[0],
+                ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:

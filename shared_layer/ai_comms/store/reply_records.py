@@ -13,11 +13,17 @@ from botocore.exceptions import ClientError
 
 from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import HandoffReason, HandoffRequested
+from ai_comms.models.lifecycle import guard
 from ai_comms.models.message import Message
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.dynamo import TransactionCancelled, condition_failed, from_item, to_value, transact_write
 from ai_comms.store.messages import MessageRepository
 from ai_comms.store.outbox import outbox_put_request
+
+# The lifecycle's transitions these writes make (models.lifecycle).
+HAND_OVER = guard("hand_over")
+WINDOW_CLOSED = guard("window_closed")
+MISCONFIGURED = guard("tenant_misconfigured")
 
 
 class LeaseHeld(Exception):
@@ -188,7 +194,9 @@ class ReplyRecords:
                 }
             )
             names = {"#status": "status"}
-            extra = "attribute_not_exists(handoff_to_human) OR handoff_to_human = :false"
+            condition, from_values, _ = HAND_OVER
+            values.update(from_values)
+            extra = f"(attribute_not_exists(handoff_to_human) OR handoff_to_human = :false) AND {condition}"
         self._guarded(lease, "SET " + ", ".join(sets), values, extra, names)
 
     def record_progress(self, lease: LeaseRef, recorded: int, new_sids: list[str], attempted: int) -> None:
@@ -279,21 +287,32 @@ class ReplyRecords:
                 raise LeaseLost("lease lost before the final write") from cancelled
             raise
 
-    def close_window(self, lease: LeaseRef, upto_seq: int, now: str) -> None:
+    def close_window(self, lease: LeaseRef, upto_seq: int, now: str, change_status: bool = True) -> None:
+        """The messages up to `upto_seq` came after the window: answered with nothing. An active
+        conversation becomes window_closed; one a person has (or one ignored) keeps its status."""
+        values: dict[str, Any] = {":upto": {"N": str(upto_seq)}, ":now": {"S": now}}
+        sets = "SET answered_seq = :upto, updated_at = :now"
+        condition = ""
+        if change_status:
+            condition, from_values, target = WINDOW_CLOSED
+            values.update({**from_values, ":closed": {"S": target}})
+            sets += ", #status = :closed"
         self._guarded(
             lease,
-            "SET #status = :closed, answered_seq = :upto, updated_at = :now "
-            "REMOVE lease_owner, lease_until, lease_upto",
-            {":closed": {"S": "window_closed"}, ":upto": {"N": str(upto_seq)}, ":now": {"S": now}},
-            names={"#status": "status"},
+            sets + " REMOVE lease_owner, lease_until, lease_upto",
+            values,
+            condition,
+            names={"#status": "status"} if change_status else None,
         )
 
     def mark_failed(self, lease: LeaseRef, reason: str, now: str) -> None:
         """A permanent failure: later deliveries fail fast on this status and reach the DLQ."""
+        condition, from_values, target = MISCONFIGURED
         self._guarded(
             lease,
             "SET #status = :failed, failure_reason = :reason, updated_at = :now "
             "REMOVE lease_owner, lease_until, lease_upto",
-            {":failed": {"S": "failed"}, ":reason": {"S": reason}, ":now": {"S": now}},
+            {":failed": {"S": target}, ":reason": {"S": reason}, ":now": {"S": now}, **from_values},
+            condition,
             names={"#status": "status"},
         )

@@ -80,12 +80,17 @@ variable "log_retention_days" {
 }
 
 variable "policy_statements" {
-  description = "IAM statements of the function's inline policy, with exact resource ARNs."
+  description = "IAM statements of the function's inline policy, with exact resource ARNs and optional conditions (e.g. dynamodb:LeadingKeys to confine writes to some partitions)."
   type = list(object({
     sid       = optional(string)
     effect    = optional(string, "Allow")
     actions   = list(string)
     resources = list(string)
+    conditions = optional(list(object({
+      test     = string
+      variable = string
+      values   = list(string)
+    })), [])
   }))
   default = []
 }
