@@ -38,6 +38,7 @@ locals {
     [for channel in keys(var.channels) : "${channel}-consent"],
     local.outbound_rule_keys,
     ["handoff", "unmatched"],
+    values(local.subscriber_rule_keys),
   )
   rule_arns = {
     for key in local.rule_keys :
@@ -145,7 +146,9 @@ module "event_routing" {
 
   name                   = local.name
   archive_retention_days = var.event_archive_retention_days
-  rules                  = local.event_rules
+  # The engine's routing and the subscribers' rules (subscribers.tf) on one bus, one retry policy
+  # and one dead-letter queue.
+  rules                  = merge(local.event_rules, local.subscriber_event_rules)
   dead_letter_arn        = module.events_dlq.arn
   target_max_retries     = var.event_target_max_retries
   target_max_age_seconds = var.event_target_max_age_seconds
@@ -261,10 +264,23 @@ module "monitoring" {
   dlq_names = merge(
     { for channel, queue in module.ai_reply_queue : "${channel}-ai-reply" => queue.dlq_name },
     { for channel, queue in module.outbound_queue : "${channel}-outbound" => queue.dlq_name },
+    { for key, queue in module.subscriber_queue : "${key}-subscriber" => queue.dlq_name },
     {
       handoff      = module.handoff_queue.dlq_name
       "events-dlq" = module.events_dlq.name
       "outbox-dlq" = module.outbox_failures.name
     },
   )
+
+  # Nothing in the engine consumes the handoff queue: people (or their tools) do. A conversation
+  # waiting there too long means no one is taking them.
+  queue_age_alarms = {
+    for key, alarm in {
+      handoff = {
+        queue_name        = module.handoff_queue.name
+        threshold_seconds = var.handoff_queue_age_alarm_seconds
+        description       = "A conversation handed to people has waited in ${module.handoff_queue.name} for more than ${coalesce(var.handoff_queue_age_alarm_seconds, 0)} s: no one is taking handoffs (README, runbook of this alarm)."
+      }
+    } : key => alarm if var.handoff_queue_age_alarm_seconds != null
+  }
 }

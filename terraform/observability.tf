@@ -1,6 +1,6 @@
 # Operations view: one CloudWatch dashboard for the whole engine and an error-rate alarm per
-# function. The DLQ depth alarms live in modules/monitoring (fed from main.tf); the check below
-# proves every dead-letter queue the queue modules created has one.
+# function. The DLQ depth alarms and the handoff queue's age alarm live in modules/monitoring (fed
+# from main.tf); the check below proves every dead-letter queue the queue modules created has one.
 
 locals {
   observed_functions = {
@@ -16,6 +16,7 @@ locals {
   observed_queues = merge(
     { for channel, queue in module.ai_reply_queue : "${channel}-ai-reply" => queue.name },
     { for channel, queue in module.outbound_queue : "${channel}-outbound" => queue.name },
+    { for key, queue in module.subscriber_queue : "${key}-subscriber" => queue.name },
     { handoff = module.handoff_queue.name },
   )
 
@@ -24,6 +25,7 @@ locals {
   all_dlq_names = compact(concat(
     [for queue in module.ai_reply_queue : queue.dlq_name],
     [for queue in module.outbound_queue : queue.dlq_name],
+    [for queue in module.subscriber_queue : queue.dlq_name],
     [module.handoff_queue.dlq_name, module.events_dlq.name, module.outbox_failures.name],
   ))
 

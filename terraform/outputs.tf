@@ -54,10 +54,11 @@ output "tables" {
 }
 
 output "queues" {
-  description = "Queue URLs by key: \"<channel>-ai-reply\", \"<channel>-outbound\", \"handoff\", \"events-dlq\"."
+  description = "Queue URLs by key: \"<channel>-ai-reply\", \"<channel>-outbound\", \"handoff\", \"events-dlq\" and \"<key>-subscriber\" for each queue created for a subscriber."
   value = merge(
     { for channel, queue in module.ai_reply_queue : "${channel}-ai-reply" => queue.url },
     { for channel, queue in module.outbound_queue : "${channel}-outbound" => queue.url },
+    { for key, queue in module.subscriber_queue : "${key}-subscriber" => queue.url },
     {
       handoff      = module.handoff_queue.url
       "events-dlq" = module.events_dlq.url
@@ -70,6 +71,7 @@ output "dlqs" {
   value = merge(
     { for queue in module.ai_reply_queue : queue.dlq_name => queue.dlq_url },
     { for queue in module.outbound_queue : queue.dlq_name => queue.dlq_url },
+    { for queue in module.subscriber_queue : queue.dlq_name => queue.dlq_url },
     {
       (module.handoff_queue.dlq_name) = module.handoff_queue.dlq_url
       (module.events_dlq.name)        = module.events_dlq.url
@@ -79,8 +81,44 @@ output "dlqs" {
 }
 
 output "rules" {
-  description = "Event pattern JSON by EventBridge rule name."
-  value       = module.event_routing.event_patterns
+  description = "Event pattern JSON by EventBridge rule name, for the engine's own routing (the subscribers' rules are in subscriber_rules)."
+  value = {
+    for key, name in module.event_routing.rule_names : name => local.event_rules[key].event_pattern
+    if contains(keys(local.event_rules), key)
+  }
+}
+
+output "subscriber_rules" {
+  description = "Event pattern JSON by EventBridge rule name, for the rules of var.subscribers."
+  value = {
+    for key, name in module.event_routing.rule_names : name => local.subscriber_event_rules[key].event_pattern
+    if contains(keys(local.subscriber_event_rules), key)
+  }
+}
+
+output "subscriber_rule_arns" {
+  description = "EventBridge rule ARN of each subscriber, by its key in var.subscribers (the aws:SourceArn an existing target's policy must admit)."
+  value       = { for key, rule_key in local.subscriber_rule_keys : key => module.event_routing.rule_arns[rule_key] }
+
+  precondition {
+    condition     = length(local.subscriber_unknown_channels) == 0
+    error_message = "subscribers name channels the channels variable does not define: ${join(", ", local.subscriber_unknown_channels)}."
+  }
+}
+
+output "subscriber_queue_urls" {
+  description = "URL of the queue created for each sqs subscriber without an arn, by its key in var.subscribers."
+  value       = { for key, queue in module.subscriber_queue : key => queue.url }
+}
+
+output "subscriber_target_policies" {
+  description = "For each sqs subscriber with an arn and each sns subscriber, by its key in var.subscribers: the policy statement (JSON) the queue's or topic's policy must hold to admit its rule alone (Terraform sets it when target.manage_policy is true)."
+  value       = { for key, statement in local.subscriber_policy_statements : key => jsonencode(statement) }
+}
+
+output "subscriber_target_arns" {
+  description = "The ARN each subscriber's rule delivers to (the API destination for an api_destination subscriber), by its key in var.subscribers."
+  value       = { for key, rule_key in local.subscriber_rule_keys : key => module.event_routing.target_arns[rule_key] }
 }
 
 output "functions" {
@@ -103,7 +141,7 @@ output "tenant_secret_prefix" {
 }
 
 output "alerts_topic_arn" {
-  description = "SNS topic the DLQ alarms notify; subscribe on-call people or tools to it."
+  description = "SNS topic the DLQ alarms and the handoff queue's age alarm notify; subscribe on-call people or tools to it."
   value       = module.monitoring.alerts_topic_arn
 }
 
@@ -145,4 +183,9 @@ output "dashboard_name" {
 output "error_rate_alarm_names" {
   description = "Error-rate alarm of each function, by short function name."
   value       = { for short, alarm in aws_cloudwatch_metric_alarm.function_error_rate : short => alarm.alarm_name }
+}
+
+output "handoff_queue_age_alarm_name" {
+  description = "Alarm on the age of the oldest conversation waiting in the handoff queue (null when handoff_queue_age_alarm_seconds is null)."
+  value       = lookup(module.monitoring.queue_age_alarm_names, "handoff", null)
 }

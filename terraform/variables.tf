@@ -353,3 +353,192 @@ variable "waf" {
   })
   default = null
 }
+
+variable "subscribers" {
+  description = <<-EOT
+    Systems that receive the engine's events without code, by name (1-24 lowercase letters,
+    digits, "_" or "-"): each gets an EventBridge rule "<name_prefix>-<workspace>-<key>-subscriber"
+    on the engine's bus and one target, retried like every target (max_retries and max_age_seconds
+    override event_target_max_retries / event_target_max_age_seconds) and dead-lettered to the
+    events DLQ. The rule matches detail_types (ReplyReceived, ConversationRequested,
+    HandoffRequested, ReplyWindowClosed, DeliveryFailed) and, when given, routes, channels and
+    HandoffRequested reasons (ai_action, ai_unanswerable, reply_window_closed, reply_undelivered;
+    other detail types pass). target.type: "sqs" (arn of an existing queue, or no arn: a queue
+    "<...>-<key>-subscriber" is created with its DLQ and alarm, admitting only the rule, URL in the
+    subscriber_queue_urls output; message_group_id for a FIFO queue), "sns" (topic arn), "lambda"
+    (function arn; the permission for the rule alone is added) or "api_destination" (url,
+    http_method, rate_limit_per_second and connection: auth "api_key" with api_key_name and
+    api_key_secret_id, "basic" with username and password_secret_id, or "oauth" with
+    authorization_endpoint, oauth_http_method, client_id, client_secret_secret_id and non-secret
+    oauth_parameters; each secret holds {"api_key": ...}, {"password": ...} or
+    {"client_secret": ...}). Credentials never go in tfvars. An existing queue's or topic's policy
+    must admit the rule alone: the subscriber_target_policies output holds that statement, and
+    manage_policy = true has Terraform set it as the queue's or topic's whole policy (for a queue or
+    topic of this account that serves this subscriber alone).
+  EOT
+  type = map(object({
+    detail_types = list(string)
+    routes       = optional(list(string))
+    channels     = optional(list(string))
+    reasons      = optional(list(string))
+    target = object({
+      type                  = string
+      arn                   = optional(string)
+      message_group_id      = optional(string)
+      manage_policy         = optional(bool, false)
+      url                   = optional(string)
+      http_method           = optional(string, "POST")
+      rate_limit_per_second = optional(number)
+      connection = optional(object({
+        auth                    = string
+        api_key_name            = optional(string)
+        api_key_secret_id       = optional(string)
+        username                = optional(string)
+        password_secret_id      = optional(string)
+        authorization_endpoint  = optional(string)
+        oauth_http_method       = optional(string, "POST")
+        client_id               = optional(string)
+        client_secret_secret_id = optional(string)
+        oauth_parameters        = optional(map(string), {})
+      }))
+    })
+    max_retries     = optional(number)
+    max_age_seconds = optional(number)
+  }))
+  default = {}
+
+  validation {
+    # No hyphenated suffix of a channel's names ("-ai-reply", "-outbound") ends in "-subscriber",
+    # so subscriber rules and queues never collide with the engine's.
+    condition     = alltrue([for key in keys(var.subscribers) : can(regex("^[a-z][a-z0-9_-]{0,23}$", key))])
+    error_message = "Subscriber names are 1-24 lowercase letters, digits, \"_\" or \"-\", starting with a letter."
+  }
+
+  validation {
+    # The engine's events (shared_layer/ai_comms/models/event_types.py) and the routes each carries;
+    # tests/unit/test_subscribers.py holds this list to the pydantic models.
+    condition = alltrue(flatten([
+      for subscriber in values(var.subscribers) : [
+        length(subscriber.detail_types) > 0,
+        [for detail_type in subscriber.detail_types : contains(["ReplyReceived", "ConversationRequested", "HandoffRequested", "ReplyWindowClosed", "DeliveryFailed"], detail_type)],
+      ]
+    ]))
+    error_message = "detail_types lists one or more of ReplyReceived, ConversationRequested, HandoffRequested, ReplyWindowClosed, DeliveryFailed."
+  }
+
+  validation {
+    # Every route must be one the engine emits, and every chosen detail type must carry one of
+    # the routes (otherwise that type could never match).
+    condition = alltrue(flatten([
+      for subscriber in values(var.subscribers) : subscriber.routes == null ? [true] : concat(
+        [length(coalesce(subscriber.routes, [])) > 0],
+        [for route in coalesce(subscriber.routes, []) : contains(["ai_reply", "handoff", "ignored", "unmatched", "outbound", "window_closed", "delivery_failed"], route)],
+        [
+          for detail_type in subscriber.detail_types : length(setintersection(coalesce(subscriber.routes, []), lookup({
+            ReplyReceived         = ["ai_reply", "handoff", "ignored", "unmatched"]
+            ConversationRequested = ["outbound"]
+            HandoffRequested      = ["handoff"]
+            ReplyWindowClosed     = ["window_closed"]
+            DeliveryFailed        = ["delivery_failed"]
+          }, detail_type, []))) > 0
+        ],
+      )
+    ]))
+    error_message = "routes (null for all) lists routes the chosen detail types carry: ReplyReceived ai_reply, handoff, ignored, unmatched; ConversationRequested outbound; HandoffRequested handoff; ReplyWindowClosed window_closed; DeliveryFailed delivery_failed."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for subscriber in values(var.subscribers) : subscriber.reasons == null ? [true] : concat(
+        [length(coalesce(subscriber.reasons, [])) > 0, contains(subscriber.detail_types, "HandoffRequested")],
+        [for reason in coalesce(subscriber.reasons, []) : contains(["ai_action", "ai_unanswerable", "reply_window_closed", "reply_undelivered"], reason)],
+      )
+    ]))
+    error_message = "reasons (null for all) filters HandoffRequested, so detail_types must include it; reasons are ai_action, ai_unanswerable, reply_window_closed, reply_undelivered."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for subscriber in values(var.subscribers) : subscriber.channels == null ? [true] : concat(
+        [length(coalesce(subscriber.channels, [])) > 0],
+        [for channel in coalesce(subscriber.channels, []) : can(regex("^[a-z][a-z0-9]{0,19}$", channel))],
+      )
+    ]))
+    error_message = "channels (null for all) lists channel names of the channels variable."
+  }
+
+  validation {
+    condition = alltrue([
+      for subscriber in values(var.subscribers) : (
+        subscriber.target.type == "sqs" ? (subscriber.target.arn == null || can(regex("^arn:aws[a-z-]*:sqs:", coalesce(subscriber.target.arn, "-")))) : (
+          subscriber.target.type == "sns" ? can(regex("^arn:aws[a-z-]*:sns:", coalesce(subscriber.target.arn, "-"))) : (
+            subscriber.target.type == "lambda" ? can(regex("^arn:aws[a-z-]*:lambda:[^:]+:[0-9]+:function:", coalesce(subscriber.target.arn, "-"))) : (
+              subscriber.target.type == "api_destination" && subscriber.target.arn == null
+            )
+          )
+        )
+      ) && (subscriber.target.type == "api_destination") == (subscriber.target.url != null || subscriber.target.connection != null)
+    ])
+    error_message = "target.type is \"sqs\" (arn of a queue, or none to create one), \"sns\" (topic arn), \"lambda\" (function arn) or \"api_destination\" (url and connection, no arn); url and connection belong to api_destination only."
+  }
+
+  validation {
+    condition = alltrue([
+      for subscriber in values(var.subscribers) : (subscriber.target.message_group_id != null) == (subscriber.target.type == "sqs" && endswith(coalesce(subscriber.target.arn, "-"), ".fifo"))
+    ])
+    error_message = "message_group_id is required for a FIFO queue (an arn ending in \".fifo\") and only there."
+  }
+
+  validation {
+    condition = alltrue([
+      for subscriber in values(var.subscribers) : !subscriber.target.manage_policy || (contains(["sqs", "sns"], subscriber.target.type) && subscriber.target.arn != null)
+    ])
+    error_message = "manage_policy is for an existing queue or topic: a target of type \"sqs\" or \"sns\" with an arn (a queue the module creates has its policy already)."
+  }
+
+  validation {
+    condition = alltrue([
+      for subscriber in values(var.subscribers) : subscriber.target.type != "api_destination" || (
+        can(regex("^https://", coalesce(subscriber.target.url, "-"))) &&
+        contains(["POST", "PUT", "PATCH", "GET", "DELETE", "HEAD", "OPTIONS"], subscriber.target.http_method) &&
+        (subscriber.target.rate_limit_per_second == null || coalesce(subscriber.target.rate_limit_per_second, 1) >= 1) &&
+        subscriber.target.connection != null
+      )
+    ])
+    error_message = "An api_destination target needs an https:// url, an HTTP method (POST, PUT, PATCH, GET, DELETE, HEAD, OPTIONS), a rate_limit_per_second of at least 1 when given, and a connection."
+  }
+
+  validation {
+    condition = alltrue([
+      for subscriber in values(var.subscribers) : subscriber.target.connection == null || try(
+        subscriber.target.connection.auth == "api_key" ? (subscriber.target.connection.api_key_name != null && subscriber.target.connection.api_key_secret_id != null) : (
+          subscriber.target.connection.auth == "basic" ? (subscriber.target.connection.username != null && subscriber.target.connection.password_secret_id != null) : (
+            subscriber.target.connection.auth == "oauth" && can(regex("^https://", coalesce(subscriber.target.connection.authorization_endpoint, "-"))) && subscriber.target.connection.client_id != null && subscriber.target.connection.client_secret_secret_id != null && contains(["GET", "POST", "PUT"], subscriber.target.connection.oauth_http_method)
+          )
+        ),
+        false
+      )
+    ])
+    error_message = "connection.auth is \"api_key\" (api_key_name, api_key_secret_id), \"basic\" (username, password_secret_id) or \"oauth\" (https:// authorization_endpoint, oauth_http_method GET, POST or PUT, client_id, client_secret_secret_id); secrets are Secrets Manager names or ARNs, never values."
+  }
+
+  validation {
+    condition = alltrue([
+      for subscriber in values(var.subscribers) :
+      (subscriber.max_retries == null || (coalesce(subscriber.max_retries, 0) >= 0 && coalesce(subscriber.max_retries, 0) <= 185)) &&
+      (subscriber.max_age_seconds == null || (coalesce(subscriber.max_age_seconds, 60) >= 60 && coalesce(subscriber.max_age_seconds, 60) <= 86400))
+    ])
+    error_message = "max_retries is 0 to 185 and max_age_seconds 60 to 86400 (EventBridge's limits)."
+  }
+}
+
+variable "handoff_queue_age_alarm_seconds" {
+  description = "Age of the oldest conversation waiting in the handoff queue above which its alarm notifies the alerts topic: people are not taking the conversations handed to them. null: no alarm (for teams that take handoffs from a subscriber rather than from this queue)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = coalesce(var.handoff_queue_age_alarm_seconds, 900) >= 60 && coalesce(var.handoff_queue_age_alarm_seconds, 900) < 345600
+    error_message = "handoff_queue_age_alarm_seconds is at least 60 and below the handoff queue's four-day retention (345600), or null."
+  }
+}

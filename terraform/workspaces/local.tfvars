@@ -9,3 +9,14 @@ lambda_log_level             = "DEBUG"
 api_keys = {
   demo-client = {}
 }
+
+# A team's own queue of handoffs (and of what customers write while a person has the
+# conversation), created with its dead-letter queue: `aws sqs receive-message --queue-url` the
+# subscriber_queue_urls["team"] output. README, "Subscribers", has a helpdesk over HTTPS too.
+subscribers = {
+  team = {
+    detail_types = ["HandoffRequested", "ReplyReceived"]
+    routes       = ["handoff"]
+    target       = { type = "sqs" }
+  }
+}

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ai_comms.models.events import EventDetail
+from ai_comms.models.events import EventDetail, HandoffReason, HandoffRequested
 
 
 def _dummy(annotation: Any) -> Any:
@@ -51,6 +51,29 @@ def samples(event_types: tuple[type[EventDetail], ...], channels: list[str]) -> 
                 # Built without validation: only the envelope fields and channel/route decide routing.
                 found.append(event_type.model_construct(**values))
     return found
+
+
+def with_every_reason(details: list[EventDetail]) -> list[EventDetail]:
+    """The samples, each HandoffRequested once per handoff reason (subscribers filter on it)."""
+    found: list[EventDetail] = []
+    for detail in details:
+        if isinstance(detail, HandoffRequested):
+            found += [detail.model_copy(update={"reason": r}) for r in typing.get_args(HandoffReason)]
+        else:
+            found.append(detail)
+    return found
+
+
+def subscriber_receives(subscriber: dict[str, Any], detail: EventDetail) -> bool:
+    """What an entry of var.subscribers declares it receives: its detail types, and its routes,
+    channels and handoff reasons where given (an event without a reason passes the reasons)."""
+    reason = getattr(detail, "reason", None)
+    return (
+        detail.DETAIL_TYPE in subscriber["detail_types"]
+        and (subscriber.get("routes") is None or detail.route in subscriber["routes"])
+        and (subscriber.get("channels") is None or detail.channel in subscriber["channels"])
+        and (subscriber.get("reasons") is None or reason is None or reason in subscriber["reasons"])
+    )
 
 
 def envelope(detail: EventDetail, region: str, account: str) -> dict[str, Any]:

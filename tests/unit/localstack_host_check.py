@@ -93,7 +93,10 @@ def main() -> None:
     found["after"] = attempt()
     found["expected_time"] = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC).isoformat()
 
-    localstack_host.__version__ = "2026.4.0"
+    # The guards read LocalStack's own version when they run.
+    import localstack.version
+
+    localstack.version.__version__ = "2026.4.0"
     for name, call in (
         ("version_guard", localstack_host.require_supported_version),
         ("executor_guard", EXECUTOR_PLUGIN_MANAGER.get_container("record-only").plugin.load),

@@ -47,3 +47,34 @@ def test_the_readme_shows_the_lifecycle_table_as_the_code_enforces_it() -> None:
     assert f"```mermaid\n{mermaid()}\n```" in README
     for transition in TRANSITIONS:
         assert f"| `{transition.name}` |" in README
+
+
+def variable_blocks() -> list[tuple[str, str]]:
+    source = (ROOT / "terraform" / "variables.tf").read_text()
+    return re.findall(r'^variable "([^"]+)" \{\n(.*?)^\}', source, re.M | re.S)
+
+
+def shown_type(declared: str) -> str:
+    """A one-line type as declared; an object type as its outer types around "…"."""
+    if not declared.endswith("{"):
+        return declared
+    opening = declared.removesuffix("{")
+    return opening + "…" + ")" * opening.count("(")
+
+
+def test_the_readme_variables_table_is_variables_tf() -> None:
+    section = README[README.index("### Terraform variables (`terraform/variables.tf`)") :]
+    section = section[: section.index("\n### ", 1)]
+    rows = re.findall(r"^\| `([a-z0-9_]+)` \| `?(.*?)`? \| (.*?) \| (.*) \|$", section, re.M)
+    blocks = variable_blocks()
+    assert [name for name, *_ in rows] == [name for name, _ in blocks], "one row per variable, in order"
+    for (name, body), (_, type_, default, description) in zip(blocks, rows, strict=True):
+        [declared] = re.findall(r"^  type\s+= (.*)$", body, re.M)
+        assert type_ == shown_type(declared), name
+        [value] = re.findall(r"^  default\s+= (.*)$", body, re.M) or ["(required)"]
+        assert default == ("see `variables.tf`" if value.endswith(("{", "[")) else f"`{value}`"), name
+        one_line = re.findall(r'^  description = "(.*)"$', body, re.M)
+        if one_line:
+            assert description == one_line[0].replace('\\"', '"'), name
+        else:
+            assert description, name

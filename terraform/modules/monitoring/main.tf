@@ -1,5 +1,6 @@
-# Alerts: one encrypted SNS topic and one alarm per dead-letter queue that fires as soon as a
-# message lands there (a DLQ message is always a failure someone has to look at).
+# Alerts: one encrypted SNS topic, one alarm per dead-letter queue that fires as soon as a message
+# lands there (a DLQ message is always a failure someone has to look at), and one alarm per queue
+# that people work through whose oldest message has waited too long.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -69,6 +70,26 @@ resource "aws_cloudwatch_metric_alarm" "dlq_not_empty" {
   evaluation_periods  = 1
   comparison_operator = "GreaterThanThreshold"
   threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+# SQS reports ApproximateAgeOfOldestMessage once a minute; one minute above the threshold is
+# already a wait of the threshold's length, so one datapoint fires the alarm.
+resource "aws_cloudwatch_metric_alarm" "oldest_message_age" {
+  for_each = var.queue_age_alarms
+
+  alarm_name          = "${each.value.queue_name}-oldest-message-age"
+  alarm_description   = coalesce(each.value.description, "The oldest message in ${each.value.queue_name} has waited more than ${each.value.threshold_seconds} s.")
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = each.value.queue_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value.threshold_seconds
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]

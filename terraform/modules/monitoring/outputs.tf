@@ -12,3 +12,8 @@ output "alarm_names" {
   description = "DLQ alarm names by the keys of var.dlq_names."
   value       = { for key, alarm in aws_cloudwatch_metric_alarm.dlq_not_empty : key => alarm.alarm_name }
 }
+
+output "queue_age_alarm_names" {
+  description = "Oldest-message-age alarm names by the keys of var.queue_age_alarms."
+  value       = { for key, alarm in aws_cloudwatch_metric_alarm.oldest_message_age : key => alarm.alarm_name }
+}

@@ -8,6 +8,22 @@ variable "dlq_names" {
   type        = map(string)
 }
 
+variable "queue_age_alarms" {
+  description = "Queues to alarm on when their oldest message is older than threshold_seconds, by a key known at plan time."
+  type = map(object({
+    queue_name        = string
+    threshold_seconds = number
+    description       = optional(string)
+  }))
+  default = {}
+
+  validation {
+    # SQS keeps a message at most 14 days; a threshold beyond that could never be crossed.
+    condition     = alltrue([for alarm in values(var.queue_age_alarms) : alarm.threshold_seconds >= 60 && alarm.threshold_seconds < 1209600])
+    error_message = "threshold_seconds is at least 60 (SQS reports the age once a minute) and below 1209600 (14 days, SQS's longest retention)."
+  }
+}
+
 variable "alarm_period_seconds" {
   description = "Period over which a DLQ's visible message count is evaluated."
   type        = number
