@@ -32,7 +32,7 @@ TF_MIRROR := $(shell find / -maxdepth 2 -type d -name tf-plugins 2>/dev/null | h
 export TF_CLI_CONFIG_FILE := $(abspath $(LOCAL_DIR)/terraform.rc)
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help setup build test test-all test-unit test-e2e lint local bench plan apply destroy clean tf-config java
+.PHONY: help setup build test test-all test-unit test-e2e e2e-moto e2e-localstack lint local bench plan apply destroy clean tf-config java
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,9 +81,13 @@ setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(LOCALSTACK_VENV)/.install
 build: $(VENV)/.installed ## zip the layer and the functions into build/
 	$(PY) scripts/build.py
 
-test: setup build lint test-unit ## every suite: lint, unit, e2e on moto, e2e on LocalStack
-	$(MAKE) test-e2e EMULATOR=moto
-	$(MAKE) test-e2e EMULATOR=localstack
+test: setup build lint test-unit ## every suite: lint, unit, e2e on moto and on LocalStack side by side
+	@$(MAKE) --no-print-directory -j2 e2e-moto e2e-localstack
+
+# The two e2e runs mostly wait (retries, debounce windows, queue delays), so they share the machine
+# well: side by side, each line prefixed with its emulator.
+e2e-moto e2e-localstack: build tf-config
+	@set -o pipefail; $(MAKE) --no-print-directory test-e2e EMULATOR=$(@:e2e-%=%) 2>&1 | sed -u 's/^/[$(@:e2e-%=%)] /'
 
 test-all: ## every suite with the full load run: 1,000 webhooks from 50 customers
 	AI_COMMS_LOAD_MESSAGES=1000 AI_COMMS_LOAD_SECONDS=60 $(MAKE) test
@@ -96,7 +100,7 @@ EMULATOR_DEPS := $(DYNAMODB_LOCAL) $(if $(filter localstack,$(EMULATOR)),$(LOCAL
 
 test-e2e: $(VENV)/.installed $(EMULATOR_DEPS) build tf-config ## e2e suite on EMULATOR (moto or localstack)
 	@echo "e2e on $(EMULATOR)"
-	@start=$$(date +%s); $(PY) -m pytest tests/e2e -q; rc=$$?; \
+	@start=$$(date +%s); $(PY) -m pytest tests/e2e -q --basetemp=$(LOCAL_DIR)/e2e-$(EMULATOR); rc=$$?; \
 	echo "e2e on $(EMULATOR): $$(( $$(date +%s) - start ))s"; exit $$rc
 
 lint: setup ## ruff, mypy, terraform fmt/validate, checkov

@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 from ai_comms.providers.twilio_signature import sign
 from ai_comms.store.conversations import ConversationRepository
+from ai_comms.store.messages import MessageRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.cloud import LocalCloud
@@ -333,6 +334,9 @@ class Bench:
         name = self.function("twilio_webhook")
         replier = self.function("reply_processor")
         since = len(self.runner.stats)
+        # Every customer writes within the run (the fake Twilio refuses replies outside the window).
+        for person in people:
+            self.twilio.customer_wrote(person.address, self.tenant.address("sms"))
         run = drive(
             plan,
             f"{self.api}/sms",
@@ -366,7 +370,11 @@ class Bench:
             for record in event.get("Records", []) if isinstance(event, dict) else []:
                 if record.get("eventSourceARN") == queue_arn:
                     consumed[json.loads(record["body"])["detail"]["message_sid"]] += 1
-        accounting, problems = account(plan, records, replies, self.openai.requests.snapshot(), consumed)
+        items = MessageRepository(self.runner.client("dynamodb"), self.outputs["tables"]["messages"])
+        histories = {tel: list(items.all_of(record.conversation_id)) for tel, record in records.items()}
+        accounting, problems = account(
+            plan, records, histories, replies, self.openai.requests.snapshot(), consumed
+        )
         load = run.figures()
         return {
             **load,

@@ -310,12 +310,15 @@ def _types(schema: JsonObject) -> list[str]:
 def output_text(text_format: Any, texts: list[str], scripted: ScriptedReply | None) -> str:
     if scripted is not None and scripted.raw is not None:
         return scripted.raw
+    # A model writes characters, not JSON escapes: "Привет" is six characters of output (and of the
+    # token estimate), not thirty-six of "\\u041f...".
     if isinstance(text_format, dict) and text_format.get("type") == "json_schema":
         schema = text_format.get("schema")
-        return json.dumps(structured_output(schema if isinstance(schema, dict) else {}, texts, scripted))
+        answer = structured_output(schema if isinstance(schema, dict) else {}, texts, scripted)
+        return json.dumps(answer, ensure_ascii=False)
     text = (
         scripted.text if scripted is not None and scripted.text is not None else f"Echo: {' | '.join(texts)}"
     )
     if isinstance(text_format, dict) and text_format.get("type") == "json_object":
-        return json.dumps({"reply": text})
+        return json.dumps({"reply": text}, ensure_ascii=False)
     return text

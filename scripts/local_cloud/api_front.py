@@ -35,7 +35,8 @@ InvokeFn = Callable[[str, Any], Any]
 ``Throttled`` when the function has no free execution environment (answered 429, as API Gateway
 answers a throttled Lambda)."""
 THROTTLED = {"message": "Rate Exceeded"}
-KeyCheckFn = Callable[[str, str, str], bool]
+# (api id, stage, presented key) -> the key's id when a usage plan of that stage holds it, else None.
+KeyCheckFn = Callable[[str, str, str], str | None]
 """(api id, stage, presented key) -> whether a usage plan of that stage admits the key."""
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -57,7 +58,7 @@ class ApiFront:
         routes: list[RouteRecord],
         account_id: str,
         invoke: InvokeFn,
-        key_allowed: KeyCheckFn,
+        key_id: KeyCheckFn,
         *,
         host: str = "127.0.0.1",
         port: int = 8080,
@@ -66,7 +67,7 @@ class ApiFront:
         self.routes = routes
         self._account_id = account_id
         self._invoke = invoke
-        self._key_allowed = key_allowed
+        self._key_id = key_id
         self._host = host
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
@@ -100,11 +101,12 @@ class ApiFront:
         if match is None:
             return json_response(403, MISSING_TOKEN)
         api_key = next((value for name, value in request.headers if name.lower() == "x-api-key"), None)
-        if match.route.api_key_required and (
-            api_key is None or not self._key_allowed(match.route.api_id, request.stage, api_key)
-        ):
-            return json_response(403, FORBIDDEN)
-        event = build_proxy_event(request, match, self._account_id, api_key)
+        key_id = None
+        if match.route.api_key_required:
+            key_id = api_key and self._key_id(match.route.api_id, request.stage, api_key)
+            if not key_id:
+                return json_response(403, FORBIDDEN)
+        event = build_proxy_event(request, match, self._account_id, api_key if key_id else None, key_id)
         try:
             invocation = self._invoke(match.route.function_arn, event)
         except Throttled:

@@ -112,9 +112,17 @@ class HttpRequest:
 
 
 def build_proxy_event(
-    request: HttpRequest, match: RouteMatch, account_id: str, api_key: str | None
+    request: HttpRequest,
+    match: RouteMatch,
+    account_id: str,
+    api_key: str | None,
+    api_key_id: str | None = None,
 ) -> dict[str, Any]:
-    """The event API Gateway sends an AWS_PROXY Lambda integration."""
+    """The event API Gateway sends an AWS_PROXY Lambda integration.
+
+    identity.apiKey and apiKeyId only on routes that require a key ("API Gateway mapping template
+    and access logging variable reference", $context.identity.apiKey: "for methods that don't
+    require an API key, this variable is null")."""
     headers = [*request.headers, ("X-Forwarded-Proto", "http")]
     single_headers, multi_headers = _single_and_multi(headers)
     query_single, query_multi = _single_and_multi(parse_qsl(request.query, keep_blank_values=True))
@@ -156,6 +164,7 @@ def build_proxy_event(
                 "sourceIp": request.source_ip,
                 "userAgent": lowered.get("user-agent"),
                 "apiKey": api_key,
+                "apiKeyId": api_key_id,
                 "accountId": None,
                 "caller": None,
                 "user": None,

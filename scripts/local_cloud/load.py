@@ -220,11 +220,13 @@ def ai_inputs(requests: Iterable[Mapping[str, Any]], ai_conversation_id: str | N
 def account(
     plan: Sequence[Planned],
     records: Mapping[str, Any],
+    histories: Mapping[str, Sequence[Any]],
     replies: Mapping[str, Sequence[Mapping[str, Any]]],
     ai_requests: Sequence[Mapping[str, Any]],
     consumed_sids: Counter[str],
 ) -> tuple[dict[str, Any], list[str]]:
-    """Figures and problems. ``records``: tel -> Conversation; ``replies``: tel -> the Twilio fake's
+    """Figures and problems. ``records``: tel -> Conversation; ``histories``: tel -> its message
+    items (ai_comms.models.message.Message) in order; ``replies``: tel -> the Twilio fake's
     messages to that customer; ``consumed_sids``: how often each MessageSid was consumed from the
     AI-reply queue. A problem is any message not stored exactly once, not routed, not covered by
     exactly one AI call, or a conversation not fully answered or answered more than once.
@@ -240,7 +242,8 @@ def account(
         if record is None:
             problems.append(f"{name}: conversation missing")
             continue
-        stored = Counter(m.sid for m in record.messages if m.direction == "inbound")
+        history = histories.get(tel, [])
+        stored = Counter(m.sid for m in history if m.direction == "inbound")
         for planned in messages:
             if stored[planned.sid] != 1:
                 problems.append(f"{name}: {planned.sid} stored {stored[planned.sid]} times")
@@ -262,7 +265,7 @@ def account(
             if covered[planned.body] != 1:
                 problems.append(f"{name}: message {planned.sid} answered by {covered[planned.body]} AI calls")
         sent = list(replies.get(tel, []))
-        outbound = [m for m in record.messages if m.direction == "outbound"]
+        outbound = [m for m in history if m.direction == "outbound"]
         if not sent:
             problems.append(f"{name}: no reply")
         if not (len(sent) == len(outbound) == len(calls)):

@@ -169,7 +169,7 @@ class Runner:
             topology.routes,
             topology.account_id,
             lambda arn, event: self.invoke_arn(arn, event, wait=self.throttle_wait),
-            self._key_allowed,
+            self._key_id,
             host=self._api_host,
             port=self._api_port,
         )
@@ -379,8 +379,9 @@ class Runner:
         )
         return env
 
-    def _key_allowed(self, api_id: str, stage: str, presented: str) -> bool:
-        """Read keys and usage plans at request time, so keys created after start count."""
+    def _key_id(self, api_id: str, stage: str, presented: str) -> str | None:
+        """The id of the enabled key of a usage plan of this stage whose value was presented, else
+        None. Read at request time, so keys created after start count."""
         apigateway = self._apigateway
         key_ids: set[str] = set()
         for plan in apigateway.get_usage_plans().get("items", []):
@@ -389,5 +390,5 @@ class Runner:
                     key_ids.add(key["id"])
         for key in apigateway.get_api_keys(includeValues=True).get("items", []):
             if key["id"] in key_ids and key.get("enabled", False) and key.get("value") == presented:
-                return True
-        return False
+                return str(key["id"])
+        return None

@@ -13,6 +13,7 @@ Workspaces that name a real environment's tfvars (dev, prod, ...) are refused ou
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -117,11 +118,17 @@ class Terraform:
         return "".join(lines)
 
     def init(self) -> None:
-        """``init`` once per process: parallel inits in one directory would fight over .terraform/."""
+        """``init`` once per process, and one process at a time (the e2e suites of both emulators
+        run side by side): parallel inits in one directory would fight over .terraform/."""
         with _init_lock:
-            if not self._initialised:
+            if self._initialised:
+                return
+            data_dir = self.terraform_dir / ".terraform"
+            data_dir.mkdir(exist_ok=True)
+            with (data_dir / "local-cloud-init.lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
                 self.run(["init", "-input=false"])
-                self._initialised = True
+            self._initialised = True
 
     def _var_args(self, workspace: Workspace, endpoints: Endpoints | str) -> list[str]:
         where = Endpoints.of(endpoints)

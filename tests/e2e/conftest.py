@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,8 +37,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from ai_comms.models.consent import Consent
 from ai_comms.models.message import Message
 from ai_comms.providers.twilio_signature import sign
+from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.messages import MessageRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
@@ -204,6 +208,39 @@ class Stack:
         """A conversation's message items in order."""
         table = self.outputs(workspace)["tables"]["messages"]
         return list(MessageRepository(self.client("dynamodb"), table).all_of(conversation_id))
+
+    def consent(self, tenant: SeededTenant, tel: str, channel: str = "whatsapp") -> Consent | None:
+        """The customer's consent with the tenant's number (every conversation of theirs shares it)."""
+        repository = ConsentRepository(self.client("dynamodb"), self.outputs()["tables"]["consent"])
+        return repository.get(tenant.address(channel), DEFAULT_PREFIXES.get(channel, "") + tel)
+
+    def ops(
+        self, *args: str, stdin: str | None = None, workspace: str = MAIN
+    ) -> subprocess.CompletedProcess[str]:
+        """``python -m ops`` as an operator runs it, with the emulator's endpoints and test credentials."""
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": self.cloud.region,
+            "AWS_REGION": self.cloud.region,
+        }
+        env.pop("AWS_ENDPOINT_URL", None)
+        command = [
+            sys.executable,
+            "-m",
+            "ops",
+            "--workspace",
+            workspace,
+            "--endpoint-url",
+            self.cloud.endpoint_url,
+            "--dynamodb-endpoint-url",
+            self.cloud.dynamodb_endpoint_url,
+            *args,
+        ]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, input=stdin, timeout=300, check=False, cwd=REPO
+        )
 
     @staticmethod
     def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2) -> T:

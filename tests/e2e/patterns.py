@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ai_comms.models.events import EventDetail, HandoffReason, HandoffRequested
+from ai_comms.models.events import EventDetail, HandoffReason, HandoffRequested, ReplyReceived
 
 
 def _dummy(annotation: Any) -> Any:
@@ -50,6 +50,16 @@ def samples(event_types: tuple[type[EventDetail], ...], channels: list[str]) -> 
                 values.update(channel=channel, route=route)
                 # Built without validation: only the envelope fields and channel/route decide routing.
                 found.append(event_type.model_construct(**values))
+    return found
+
+
+def with_consent_changes(details: list[EventDetail]) -> list[EventDetail]:
+    """The samples, each ReplyReceived also once per consent change a keyword makes."""
+    found: list[EventDetail] = []
+    for detail in details:
+        found.append(detail)
+        if isinstance(detail, ReplyReceived):
+            found += [detail.model_copy(update={"consent_change": c}) for c in ("opt_out", "opt_in")]
     return found
 
 

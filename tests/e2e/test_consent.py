@@ -19,7 +19,6 @@ import uuid
 
 import pytest
 
-from ai_comms.models.consent import Consent
 from ai_comms.store.consent import ConsentRepository
 from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
@@ -32,11 +31,6 @@ pytestmark = pytest.mark.e2e
 REPLY_WAIT = 40.0
 OPT_OUT = "You will not receive more messages from us. Reply START to opt back in."
 OPT_IN = "Welcome back! You will receive our messages again."
-
-
-def _consent(stack: Stack, tenant: SeededTenant, tel: str) -> Consent | None:
-    repository = ConsentRepository(stack.client("dynamodb"), stack.outputs()["tables"]["consent"])
-    return repository.get(tenant.address("whatsapp"), "whatsapp:" + tel)
 
 
 def _say(stack: Stack, tenant: SeededTenant, tel: str, body: str) -> str:
@@ -75,7 +69,7 @@ def test_stop_silences_every_conversation_with_the_customer_until_start(stack: S
     _say(stack, tenant, tel, "hello, anyone?")
     time.sleep(8)  # debounce (4 s) + a reply, were one sent
     assert _bodies_to(stack, tel) == [OPT_OUT]
-    assert _consent(stack, tenant, tel).state == "opted_out"  # type: ignore[union-attr]
+    assert stack.consent(tenant, tel).state == "opted_out"  # type: ignore[union-attr]
 
     _say(stack, tenant, tel, "START")
     assert _wait_bodies(stack, tel, 2)[-1] == OPT_IN
@@ -99,7 +93,7 @@ def test_keyword_variants_opt_out(stack: Stack, body: str) -> None:
     stack.conversation(tenant, tel)
     _say(stack, tenant, tel, body)
     assert _wait_bodies(stack, tel, 1) == [OPT_OUT]
-    assert _consent(stack, tenant, tel).state == "opted_out"  # type: ignore[union-attr]
+    assert stack.consent(tenant, tel).state == "opted_out"  # type: ignore[union-attr]
 
 
 def test_sentences_with_stop_in_them_are_answered_by_the_ai(stack: Stack) -> None:
@@ -108,7 +102,7 @@ def test_sentences_with_stop_in_them_are_answered_by_the_ai(stack: Stack) -> Non
     stack.conversation(tenant, tel)
     _say(stack, tenant, tel, "please don't stop the delivery")
     assert _wait_bodies(stack, tel, 1) == ["Thanks! You said: please don't stop the delivery"]
-    assert _consent(stack, tenant, tel) is None
+    assert stack.consent(tenant, tel) is None
 
 
 def test_stop_from_a_customer_without_a_conversation_is_recorded_and_confirmed_once(stack: Stack) -> None:
@@ -159,7 +153,7 @@ def test_stop_while_a_reply_is_in_flight_is_recorded_the_reply_stops_and_it_is_c
     assert bodies.count(OPT_OUT) == 1
     # The AI's reply to the first message never went out after the STOP was recorded.
     assert bodies == [OPT_OUT]
-    assert _consent(stack, tenant, tel).state == "opted_out"  # type: ignore[union-attr]
+    assert stack.consent(tenant, tel).state == "opted_out"  # type: ignore[union-attr]
     record = _conversations(stack).get(tel, conversation.conversation_id)
     assert record is not None and record.answered_seq == 2 and record.pending_reply is None
 

@@ -128,7 +128,8 @@ def test_a_signed_unicode_reply_is_the_positive_control(
     body = "Olá 🙂 — مرحبا \u202e\r\nline two & a=b %00"
     form = stack.webhook_form(tenant, "+4477009" + str(uuid.uuid4().int)[:5], body)
     assert stack.post_webhook(form, tenant)[0] == 200
-    events = stack.wait_for(lambda: stack.routed("handoff", form["MessageSid"]), 20)
+    # A first message from a new customer opens a conversation the AI answers (first_contact "ai").
+    events = stack.wait_for(lambda: stack.routed("whatsapp-ai-reply", form["MessageSid"]), 20)
     assert [e["detail"]["body"] for e in events] == [body]
     assert tel  # the fuzzed conversation's customer is another one
 

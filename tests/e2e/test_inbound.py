@@ -7,13 +7,16 @@ from typing import Any
 import pytest
 
 from ai_comms.models.event_types import EVENT_TYPES
+from ai_comms.store.conversations import ConversationRepository
 
 from .conftest import MAIN, SIDE, Stack, random_tel
-from .patterns import matching_rules, samples
+from .patterns import matching_rules, samples, with_consent_changes
 
 pytestmark = pytest.mark.e2e
 
 ROUTE_WAIT = 20.0
+# Long enough for the outbox relay, EventBridge and a debounce window to have acted.
+ROUTE_SETTLE = 6.0
 
 
 def only_event(stack: Stack, key: str, sid: str, workspace: str = MAIN) -> dict[str, Any]:
@@ -51,16 +54,48 @@ def test_handed_off_conversation_goes_to_the_handoff_queue(stack: Stack) -> None
     assert stack.routed("whatsapp-ai-reply", form["MessageSid"]) == []
 
 
-def test_unknown_sender_goes_to_the_unmatched_target(stack: Stack) -> None:
-    tenant = stack.tenant()
-    form = stack.webhook_form(tenant, random_tel(), "Who are you?")
+@pytest.mark.parametrize("policy", ["ai", "handoff", "ignore"])
+def test_a_customer_who_writes_first_is_answered_as_the_first_contact_policy_says(
+    stack: Stack, policy: str
+) -> None:
+    tenant = stack.tenant(first_contact=policy)
+    tel = random_tel()
+    customer = "whatsapp:" + tel
+    form = stack.webhook_form(tenant, tel, "Hi, do you ship to Lisbon?")
 
     assert stack.post_webhook(form, tenant)[0] == 200
 
-    # Default unmatched target: the handoff queue, where a human sees the stray message.
-    event = only_event(stack, "handoff", form["MessageSid"])
-    assert event["detail"]["route"] == "unmatched"
-    assert event["detail"]["conversation_id"] is None
+    conversations = ConversationRepository(
+        stack.client("dynamodb"), stack.outputs()["tables"]["conversations"]
+    )
+    opened, _ = conversations.open_for(tel, tenant.address("whatsapp"))
+    assert opened is not None and opened.opened_by == "customer"
+    [inbound] = stack.history(opened.conversation_id)
+    assert (inbound.direction, inbound.sid) == ("inbound", form["MessageSid"])
+    if policy == "ai":
+        # The customer's message opened the 24-hour window: a free-form answer may go out.
+        [reply] = stack.wait_for(
+            lambda: [m for m in stack.twilio.messages() if m["to"] == customer], ROUTE_WAIT
+        )
+        assert reply["body"] == "Thanks! You said: Hi, do you ship to Lisbon?"
+        assert conversations.get(tel, opened.conversation_id).status == "active"  # type: ignore[union-attr]
+        return
+    if policy == "handoff":
+        event = only_event(stack, "handoff", form["MessageSid"])
+        assert (event["detail"]["route"], event["detail"]["conversation_id"]) == (
+            "handoff",
+            opened.conversation_id,
+        )
+        assert opened.status == "handed_off" and opened.handoff_to_human
+    else:
+        assert opened.status == "ignored"
+        time.sleep(ROUTE_SETTLE)
+        assert stack.routed("handoff", form["MessageSid"]) == []
+    assert stack.routed("whatsapp-ai-reply", form["MessageSid"]) == []
+    time.sleep(ROUTE_SETTLE)
+    assert [m for m in stack.twilio.messages() if m["to"] == customer] == []
+    # The AI never saw it: no AI conversation was opened for it.
+    assert conversations.get(tel, opened.conversation_id).ai_conversation_id is None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("signature", ["", "d3Jvbmc="], ids=["missing", "wrong"])
@@ -138,7 +173,7 @@ def test_every_rule_pattern_matches_the_events_the_code_emits(stack: Stack) -> N
     name = outputs["name"]
     rules: dict[str, str] = {rule.removeprefix(name + "-"): p for rule, p in outputs["rules"].items()}
     channels = sorted(outputs["webhook_urls"])
-    details = samples(EVENT_TYPES, channels)
+    details = with_consent_changes(samples(EVENT_TYPES, channels))
 
     account = stack.client("sts").get_caller_identity()["Account"]
     matched = matching_rules(
@@ -148,6 +183,9 @@ def test_every_rule_pattern_matches_the_events_the_code_emits(stack: Stack) -> N
     for detail, found in zip(details, matched, strict=True):
         own = f"{detail.channel}-{detail.route.replace('_', '-')}"
         expected = {own} if own in rules else ({detail.route} & set(rules))
+        if getattr(detail, "consent_change", None) and detail.route != "ai_reply":
+            # A keyword's confirmation is the reply processor's whoever has the conversation.
+            expected.add(f"{detail.channel}-consent")
         assert found == expected, (type(detail).__name__, detail.channel, detail.route, found)
     unused = set(rules) - set().union(*matched)
     assert not unused, f"rules no emitted event matches: {unused}"

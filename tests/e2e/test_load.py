@@ -96,6 +96,10 @@ def test_load_every_message_stored_routed_and_answered_once(stack: Stack, tmp_pa
     replier = stack.outputs(MAIN)["functions"]["reply_processor"]
     since = len(runner.stats)
     calls_before = {f: aws_calls(stack, f) for f in (webhook, replier)}
+    # Every customer writes within the run, so each reply falls inside WhatsApp's 24-hour window;
+    # the fake Twilio learns it up front (drive() posts to the API, not through Stack.post_webhook).
+    for person in people:
+        stack.twilio.customer_wrote(person.address, tenant.address(CHANNEL))
 
     run = drive(
         plan,
@@ -126,7 +130,8 @@ def test_load_every_message_stored_routed_and_answered_once(stack: Stack, tmp_pa
         for event in stack.consumed_events(f"{CHANNEL}-ai-reply")
         if event.get("detail-type") == "ReplyReceived"
     )
-    figures, problems = account(plan, records, replies, stack.openai.requests.snapshot(), consumed)
+    histories = {tel: stack.history(record.conversation_id) for tel, record in records.items()}
+    figures, problems = account(plan, records, histories, replies, stack.openai.requests.snapshot(), consumed)
     invocations = runner.stats[since:]
     report = {
         "load": run.figures(),

@@ -12,9 +12,7 @@ with the emulator's endpoint and test credentials, checking output and exit code
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,7 +27,7 @@ from ai_comms.masking import mask_address
 from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
 
-from .conftest import MAIN, REPO, Stack, random_tel
+from .conftest import REPO, Stack, random_tel
 
 pytestmark = pytest.mark.e2e
 
@@ -40,29 +38,7 @@ EXAMPLE = REPO / "scripts" / "ops" / "tenant.example.yaml"
 
 
 def ops(stack: Stack, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": stack.cloud.region,
-        "AWS_REGION": stack.cloud.region,
-    }
-    env.pop("AWS_ENDPOINT_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "ops",
-        "--workspace",
-        MAIN,
-        "--endpoint-url",
-        stack.cloud.endpoint_url,
-        "--dynamodb-endpoint-url",
-        stack.cloud.dynamodb_endpoint_url,
-        *args,
-    ]
-    return subprocess.run(
-        command, capture_output=True, text=True, env=env, input=stdin, timeout=180, check=False, cwd=REPO
-    )
+    return stack.ops(*args, stdin=stdin)
 
 
 def replies_to(stack: Stack, address: str) -> list[dict[str, Any]]:
@@ -215,7 +191,6 @@ def tenant_file(stack: Stack, tmp_path: Path, company_id: str, number: str) -> P
     document["channels"]["whatsapp"]["address"] = "whatsapp:" + number
     document["channels"]["whatsapp"]["twilio_secret_ref"] = f"{prefix}/{company_id}/support/twilio"
     document["ai"]["openai_secret_ref"] = f"{prefix}/{company_id}/support/openai"
-    document["api_key_secret_ref"] = f"{prefix}/{company_id}/support/api-key"
     path = tmp_path / "tenant.yaml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path

@@ -112,6 +112,7 @@ class Deployed:
         self.dlq_url = ""
         self.api_id = ""
         self.api_key = ""
+        self.api_key_id = ""
         self.record_file = Path()
 
 
@@ -203,6 +204,7 @@ def deployed(emulator: MotoEmulator, build_dir: Path, tmp_path_factory: pytest.T
     plan = apigw.create_usage_plan(name="runner-test", apiStages=[{"apiId": out.api_id, "stage": STAGE}])
     apigw.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
     out.api_key = key["value"]
+    out.api_key_id = key["id"]
     return out
 
 
@@ -298,7 +300,13 @@ def test_api_key_required(runner: Runner, deployed: Deployed) -> None:
     assert http("POST", url, b"{}", {"x-api-key": "wrong"}) == (403, {"message": "Forbidden"})
     status, body = http("POST", url, b"{}", {"x-api-key": deployed.api_key})
     assert status == 201
-    assert body["event"]["requestContext"]["identity"]["apiKey"] == deployed.api_key
+    identity = body["event"]["requestContext"]["identity"]
+    # What the functions bind a caller to a tenant by (ai_comms.api_access).
+    assert (identity["apiKey"], identity["apiKeyId"]) == (deployed.api_key, deployed.api_key_id)
+    # A route without a key requirement carries neither, as in API Gateway's $context.identity.
+    status, body = http("POST", f"{runner.api_base_url}/{STAGE}/echo", b"{}", {"x-api-key": deployed.api_key})
+    identity = body["event"]["requestContext"]["identity"]
+    assert (identity["apiKey"], identity["apiKeyId"]) == (None, None)
 
 
 def test_import_error_is_a_502(runner: Runner) -> None:

@@ -74,7 +74,7 @@ resource "aws_dynamodb_table" "conversations" {
   # "<company>#<project>#<status>", written with every status change. Only what a listing shows is
   # projected, so the index write each message causes (last_activity_at moves) stays small.
   global_secondary_index {
-    name               = "by-tenant-status"
+    name               = local.conversations_indexes.by_tenant_status
     hash_key           = "tenant_status"
     range_key          = "last_activity_at"
     projection_type    = "INCLUDE"
@@ -84,7 +84,7 @@ resource "aws_dynamodb_table" "conversations" {
   # A conversation found by its id alone (the API's paths). Keys only, and its key never changes:
   # one index write per conversation, when it is created.
   global_secondary_index {
-    name            = "by-conversation-id"
+    name            = local.conversations_indexes.by_conversation_id
     hash_key        = "conversation_id"
     projection_type = "KEYS_ONLY"
   }
@@ -196,5 +196,14 @@ resource "aws_dynamodb_table" "idempotency" {
 
   server_side_encryption {
     enabled = true
+  }
+}
+
+locals {
+  # The names the outputs build the index ARNs from: the table's own global_secondary_index set is
+  # not read back with its names by every emulator (DynamoDB Local behind moto answers it blank).
+  conversations_indexes = {
+    by_tenant_status   = "by-tenant-status"
+    by_conversation_id = "by-conversation-id"
   }
 }

@@ -33,7 +33,7 @@ output "messages_stream_arn" {
 output "conversations_indexes" {
   description = "ARN of each global index of the conversations table, by name: grants name the index they query."
   value = {
-    for index in aws_dynamodb_table.conversations.global_secondary_index :
-    index.name => "${aws_dynamodb_table.conversations.arn}/index/${index.name}"
+    for name in values(local.conversations_indexes) :
+    name => "${aws_dynamodb_table.conversations.arn}/index/${name}"
   }
 }
