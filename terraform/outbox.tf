@@ -36,12 +36,13 @@ module "outbox_relay" {
       # the failure queue (alarmed like every DLQ).
       maximum_retry_attempts = -1
       on_failure_queue_arn   = module.outbox_failures.arn
-      # Only new customer messages and outbox events: replies, templates and statuses never
-      # invoke the relay.
+      # Only new customer messages the webhook routed and outbox events: replies, templates,
+      # statuses and history written without a route (ops migrate: answered in the old layout)
+      # never invoke the relay.
       filter_patterns = [
         jsonencode({
           eventName = ["INSERT"]
-          dynamodb  = { NewImage = { direction = { S = ["inbound"] } } }
+          dynamodb  = { NewImage = { direction = { S = ["inbound"] }, route = { S = [{ exists = true }] } } }
         }),
         jsonencode({
           eventName = ["INSERT"]

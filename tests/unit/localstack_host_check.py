@@ -32,6 +32,41 @@ def listening_hosts() -> dict[str, list[str]]:
     return {"before": before, "after": register()}
 
 
+def stage_updates() -> dict[str, Any]:
+    """A nested route's setting on LocalStack's moto, and whether UpdateStage waits its turn."""
+    import contextlib
+    import threading
+
+    from localstack.services.apigateway.next_gen.provider import ApigatewayNextGenProvider
+    from localstack_host import api_gateway
+    from moto.apigateway.models import Stage
+
+    def nested_keys() -> list[str]:
+        stage = Stage(name="s", deployment_id="d")
+        stage.apply_operations(
+            [{"op": "replace", "path": "/whatsapp/status/POST/throttling/burstLimit", "value": "7"}]
+        )
+        return sorted(stage.method_settings)
+
+    before = nested_keys()
+    api_gateway.apply()
+    outcome: dict[str, Any] = {"before": before, "after": nested_keys()}
+    finished = threading.Event()
+
+    def update() -> None:
+        # The call itself fails on its dummy arguments; only when it runs counts.
+        with contextlib.suppress(Exception):
+            ApigatewayNextGenProvider.update_stage(None, None, "api", "s")
+        finished.set()
+
+    with api_gateway._stage_updates:
+        caller = threading.Thread(target=update)
+        caller.start()
+        outcome["ran_while_another_update_held_the_stage"] = finished.wait(0.3)
+    outcome["ran_after"] = finished.wait(5)
+    return outcome
+
+
 def main() -> None:
     found: dict[str, Any] = {}
     import localstack_host
@@ -65,6 +100,9 @@ def main() -> None:
     before = provider.DEFAULT_S3_TMP_DIR
     storage.apply()
     found["s3_storage"] = {"before": before, "after": provider.DEFAULT_S3_TMP_DIR, "tmp": config.dirs.tmp}
+
+    found["stage_hook_registered"] = on_infra_start.manager.exists("keep_nested_method_settings")
+    found["stage"] = stage_updates()
 
     archived = {"source": "s", "detail-type": "d", "detail": {}, "time": "2026-01-02T03:04:05Z"}
     fake_replay = SimpleNamespace(
