@@ -86,8 +86,8 @@ test: setup build lint test-unit ## every suite: lint, unit, e2e on moto and on 
 
 # The two e2e runs mostly wait (retries, debounce windows, queue delays), so they share the machine
 # well: side by side, each line prefixed with its emulator.
-e2e-moto e2e-localstack: build tf-config
-	@set -o pipefail; $(MAKE) --no-print-directory test-e2e EMULATOR=$(@:e2e-%=%) 2>&1 | sed -u 's/^/[$(@:e2e-%=%)] /'
+e2e-moto e2e-localstack: $(VENV)/.installed $(DYNAMODB_LOCAL) $(LOCALSTACK_VENV)/.installed build tf-config
+	@set -o pipefail; ( $(call run_e2e,$(@:e2e-%=%)) ) 2>&1 | sed -u 's/^/[$(@:e2e-%=%)] /'
 
 test-all: ## every suite with the full load run: 1,000 webhooks from 50 customers
 	AI_COMMS_LOAD_MESSAGES=1000 AI_COMMS_LOAD_SECONDS=60 $(MAKE) test
@@ -98,10 +98,15 @@ test-unit: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(DYNAMODB_LOCAL) ##
 # LocalStack's venv only when it is the emulator; DynamoDB Local under both.
 EMULATOR_DEPS := $(DYNAMODB_LOCAL) $(if $(filter localstack,$(EMULATOR)),$(LOCALSTACK_VENV)/.installed)
 
+# The e2e suite on emulator $(1), its logs kept in .local/e2e-$(1), its wall time printed.
+define run_e2e
+echo "e2e on $(1)"; start=$$(date +%s); \
+EMULATOR=$(1) $(PY) -m pytest tests/e2e -q --basetemp=$(LOCAL_DIR)/e2e-$(1); rc=$$?; \
+echo "e2e on $(1): $$(( $$(date +%s) - start ))s"; exit $$rc
+endef
+
 test-e2e: $(VENV)/.installed $(EMULATOR_DEPS) build tf-config ## e2e suite on EMULATOR (moto or localstack)
-	@echo "e2e on $(EMULATOR)"
-	@start=$$(date +%s); $(PY) -m pytest tests/e2e -q --basetemp=$(LOCAL_DIR)/e2e-$(EMULATOR); rc=$$?; \
-	echo "e2e on $(EMULATOR): $$(( $$(date +%s) - start ))s"; exit $$rc
+	@$(call run_e2e,$(EMULATOR))
 
 lint: setup ## ruff, mypy, terraform fmt/validate, checkov
 	$(VENV)/bin/ruff check .

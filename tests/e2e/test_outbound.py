@@ -298,7 +298,8 @@ def test_sms_channel_from_tfvars_has_its_own_outbound_queue(stack: Stack) -> Non
     assert status == 202
     [message] = stack.wait_for(lambda: sent_to(stack, tel), SEND_WAIT)
     assert message["from"] == tenant.company_numbers["sms"] and message["content_sid"] == CONTENT_SID
-    [event] = requested(stack, body["request_id"])
+    # The runner records the sender's invocation once it returns, a moment after the send.
+    [event] = stack.wait_for(lambda: requested(stack, body["request_id"]), SEND_WAIT)
     assert event["detail"]["channel"] == "sms"
     assert [
         e for e in stack.consumed_events("sms-outbound") if e["detail"]["request_id"] == body["request_id"]

@@ -8,7 +8,9 @@ cut short or refused; Twilio's refusals by code, delivery statuses after the 201
 - a template Twilio reports undelivered (63016) by StatusCallback: the conversation is undelivered,
   and `ops conversation show` says so; a status callback with a bad signature: 403, nothing stored;
 - a tenant whose webhooks are signed with a signing key: accepted;
-- a location and a quick-reply button: the AI's input holds them.
+- a location and a quick-reply button: the AI's input holds them;
+- a reply Twilio reports undelivered hands the conversation over; `ops conversation retry` answers
+  it once more, once.
 """
 
 from __future__ import annotations
@@ -251,3 +253,33 @@ def test_a_location_and_a_button_reach_the_ai_as_text(stack: Stack) -> None:
     [text] = user_inputs(stack, ai_id)
     assert 'pressed the button "Track my order", payload track-A1001' in text
     assert "Buckingham Palace, Westminster, London SW1A 1AA at 51.5014, -0.1419" in text
+
+
+def test_ops_retry_answers_an_undelivered_reply_once(stack: Stack) -> None:
+    tenant = stack.tenant()
+    conversation = stack.conversation(tenant)
+    tel, conversation_id = conversation.recipient_tel, conversation.conversation_id
+    echo = "Thanks! You said: is my parcel lost?"
+    # Twilio takes the reply, then reports it undelivered (30003: unreachable handset).
+    stack.twilio.set_outcome("undelivered", error_code=30003, to=conversation.customer_address, count=1)
+    say(stack, tenant, tel, "is my parcel lost?")
+    handed = stack.wait_for(
+        lambda: (c := conversation_of(stack, tel, conversation_id)) and c.status == "handed_off" and c,
+        REPLY_WAIT,
+    )
+    assert handed.handoff_reason == "reply_undelivered"
+    assert bodies(stack, tel).count(echo) == 1
+
+    retried = ops(stack, "conversation", "retry", tel, conversation_id)
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "answers its 1 customer message(s) after #0 once" in retried.stdout
+
+    stack.wait_for(lambda: bodies(stack, tel).count(echo) == 2, REPLY_WAIT)
+    stack.wait_for(lambda: answered(stack, tel, conversation_id), REPLY_WAIT)
+    time.sleep(6)  # a second answer would be sent by now
+    assert bodies(stack, tel).count(echo) == 2
+    current = conversation_of(stack, tel, conversation_id)
+    assert current.status == "active" and not current.handoff_to_human
+    # Ran once more, it has nothing left to answer.
+    again = ops(stack, "conversation", "retry", tel, conversation_id)
+    assert again.returncode != 0

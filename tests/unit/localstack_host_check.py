@@ -102,6 +102,7 @@ def main() -> None:
     found["s3_storage"] = {"before": before, "after": provider.DEFAULT_S3_TMP_DIR, "tmp": config.dirs.tmp}
 
     found["stage_hook_registered"] = on_infra_start.manager.exists("keep_nested_method_settings")
+    found["connection_hook_registered"] = on_infra_start.manager.exists("finish_connection_authorization")
     found["stage"] = stage_updates()
 
     archived = {"source": "s", "detail-type": "d", "detail": {}, "time": "2026-01-02T03:04:05Z"}

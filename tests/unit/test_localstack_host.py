@@ -64,6 +64,7 @@ def test_the_gateway_listens_on_its_listen_host_only_with_the_hook(found: dict[s
 def test_s3_objects_stay_under_the_filesystem_root_with_the_hook(found: dict[str, Any]) -> None:
     assert found["s3_hook_registered"]
     assert found["stage_hook_registered"]
+    assert found["connection_hook_registered"]
     # A nested route's throttle: lost by LocalStack's moto, kept under its method path once patched.
     assert found["stage"]["before"] == [] and found["stage"]["after"] == ["whatsapp/status/POST"]
     # UpdateStage waits while another holds the stage, then runs.

@@ -1,4 +1,4 @@
-"""LocalStack on the host, without Docker, for the local cloud: five plugins of this project.
+"""LocalStack on the host, without Docker, for the local cloud: six plugins of this project.
 
 * ``record-only`` Lambda runtime executor (``LAMBDA_RUNTIME_EXECUTOR=record-only``): LocalStack ships
   only a Docker executor, so without Docker no function reaches ``Active`` and ``terraform apply``
@@ -15,6 +15,9 @@
 * ``keep_nested_method_settings`` (an ``on_infra_start`` hook): per-route method settings (throttles)
   of nested resources (``whatsapp/status/POST``) are dropped by the moto LocalStack serves API
   Gateway from, and the apply fails reading them back; see localstack_host.method_settings.
+* ``finish_connection_authorization`` (an ``on_infra_start`` hook): an EventBridge connection with
+  OAuth client credentials never leaves ``AUTHORIZING`` and the apply times out waiting for it;
+  see localstack_host.connections.
 * ``keep_s3_storage_in_filesystem_root`` (an ``on_infra_start`` hook): S3 objects (Lambda's code
   among them) go under this LocalStack's own temporary folder, not a ``/tmp`` folder every
   LocalStack on the host shares.

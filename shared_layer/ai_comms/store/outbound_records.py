@@ -176,28 +176,7 @@ class OutboundRecords:
         now: str,
     ) -> None:
         """Give the claim back after a send that certainly did not go out."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(recipient_tel, conversation_id),
-                UpdateExpression=(
-                    f"SET #status = :initiating, {TENANT_STATUS_SET}, last_error = :reason, "
-                    "updated_at = :now REMOVE send_claim_id, send_claim_until"
-                ),
-                ConditionExpression=f"send_claim_id = :id AND {RELEASE[0]}",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    **RELEASE[1],
-                    ":initiating": {"S": RELEASE[2]},
-                    **tenant.status_values(RELEASE[2]),
-                    ":reason": {"S": reason},
-                    ":now": {"S": now},
-                    ":id": {"S": claim_id},
-                },
-            )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
+        self._end_claim(RELEASE, tenant, recipient_tel, conversation_id, claim_id, reason, now)
 
     def withhold(
         self,
@@ -209,20 +188,35 @@ class OutboundRecords:
         now: str,
     ) -> None:
         """Close the request without sending (the recipient opted out since it was accepted)."""
+        self._end_claim(WITHHELD, tenant, recipient_tel, conversation_id, claim_id, reason, now)
+
+    def _end_claim(
+        self,
+        transition: tuple[str, dict[str, Any], str],
+        tenant: TenantRef,
+        recipient_tel: str,
+        conversation_id: str,
+        claim_id: str,
+        reason: str,
+        now: str,
+    ) -> None:
+        """Drop the send claim through a lifecycle transition (models.lifecycle), noting the reason;
+        nothing when the claim is no longer this sender's."""
+        condition, from_values, target = transition
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(recipient_tel, conversation_id),
                 UpdateExpression=(
-                    f"SET #status = :undelivered, {TENANT_STATUS_SET}, last_error = :reason, "
+                    f"SET #status = :target, {TENANT_STATUS_SET}, last_error = :reason, "
                     "updated_at = :now REMOVE send_claim_id, send_claim_until"
                 ),
-                ConditionExpression=f"send_claim_id = :id AND {WITHHELD[0]}",
+                ConditionExpression=f"send_claim_id = :id AND {condition}",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    **WITHHELD[1],
-                    ":undelivered": {"S": WITHHELD[2]},
-                    **tenant.status_values(WITHHELD[2]),
+                    **from_values,
+                    ":target": {"S": target},
+                    **tenant.status_values(target),
                     ":reason": {"S": reason},
                     ":now": {"S": now},
                     ":id": {"S": claim_id},
