@@ -4,8 +4,14 @@ One emulator, one `terraform apply` (workspace "bench": whatsapp with a zero deb
 latencies exclude it, sms with a 3 s window for the burst figure), the fakes with zero latency and
 the runner with per-function call counters. Each figure stands next to its baseline: cold starts
 next to the bare import time of the same dependencies in a fresh process, AI calls per burst next
-to the one-call-per-message design, reply latency next to a fixed 30 s delay plus polling. Times on
-this shared 2-core machine are noisy: read ratios and counts first.
+to the one-call-per-message design, reply latency next to a fixed 30 s delay plus polling; at
+message 1, 100 and 1,000 of one conversation (bench_long_conversation) the DynamoDB write units of
+an inbound message and of a reply next to the same writes on the old one-item layout, the reply's
+AI input tokens with compaction next to the whole history, the warm webhook next to message 1; the
+consent checks of each send path (their calls and time) next to the path without them; each
+function's deployed size next to Lambda's limit. Times on this shared 2-core machine are noisy:
+read ratios and counts first. The summary table at the end (also "summary" in the JSON) holds the
+headline figures, each with its baseline.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -26,14 +33,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench_long_conversation import LongConversation
+from bench_stats import percentile, progress, summary
+
 from ai_comms.providers.twilio_signature import sign
 from ai_comms.store.conversations import ConversationRepository
 from ai_comms.store.messages import MessageRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
+from local_cloud.artifacts import load_manifest
+from local_cloud.bench_summary import render, summary_rows
+from local_cloud.call_tap import Call, CallTap, dynamodb_reader, extra_calls, key_schemas
 from local_cloud.cloud import LocalCloud
 from local_cloud.load import Customer, account, drive, expected_counts, plan_load, settled
-from local_cloud.seeding import open_conversation, seed_tenant
+from local_cloud.seeding import SeededTenant, open_conversation, seed_tenant
 from local_cloud.terraform import Workspace
 from local_cloud.worker import Invocation
 
@@ -43,7 +56,10 @@ CHANNELS = (
     '{whatsapp={debounce_seconds=0,address_prefix="whatsapp:"},sms={debounce_seconds=3,address_prefix=""}}'
 )
 SEEDS_REPLY_DELAY_S = 30.0  # the seeds' fixed delay before answering, plus a polling loop
-FUNCTIONS = ("twilio_webhook", "reply_processor", "initiate_conversation", "channel_sender")
+# Functions whose handler import is timed on its own (the others' is part of their cold-start figures).
+IMPORT_ONLY = ("initiate_conversation", "status_callback", "outbox_relay")
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+PHASES = ("webhook", "replies", "outbound", "imports", "long", "load")
 
 # Run inside a fresh interpreter with only code + layer + runtime on sys.path, like a Lambda sandbox.
 _IMPORT_PROBE = r"""
@@ -68,19 +84,6 @@ else:
 """
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": percentile(values, 0.50), "p99": percentile(values, 0.99)}
-
-
-def progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 class Bench:
     def __init__(self, cloud: LocalCloud, openai: OpenAIFake, twilio: TwilioFake) -> None:
         self.cloud = cloud
@@ -102,6 +105,16 @@ class Bench:
         )
         twilio.add_account(self.tenant.account_sid, self.tenant.auth_token)  # the fake knows only these
         self.api_key = self._api_key()
+        # Every function's calls, timed and (while metering) with the items each write touches.
+        dynamodb = self.runner.client("dynamodb")
+        self.consent_table = str(self.outputs["tables"]["consent"])
+        schemas = key_schemas(dynamodb, [str(t) for t in self.outputs["tables"].values()])
+        self.taps: dict[str, CallTap] = {}
+        for short, name in self.outputs["functions"].items():
+            counter = self.runner.call_counters.get(str(name))
+            if counter is not None:
+                self.taps[short] = CallTap(short, dynamodb_reader(dynamodb), schemas)
+                counter.observe(self.taps[short])
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -119,21 +132,27 @@ class Bench:
             status = error.code
         return status, (time.perf_counter() - start) * 1000
 
-    def webhook(self, tel: str, body: str, channel: str = "whatsapp") -> tuple[int, float]:
+    def webhook(
+        self, tel: str, body: str, channel: str = "whatsapp", tenant: SeededTenant | None = None
+    ) -> tuple[int, float]:
+        tenant = tenant or self.tenant
         prefix = "whatsapp:" if channel == "whatsapp" else ""
         form = {
             "MessageSid": "SM" + uuid.uuid4().hex,
-            "AccountSid": self.tenant.account_sid,
+            "AccountSid": tenant.account_sid,
             "From": prefix + tel,
-            "To": prefix + self.tenant.company_numbers[channel],
+            "To": prefix + tenant.company_numbers[channel],
             "Body": body,
             "NumMedia": "0",
         }
         url = f"{self.api}/{channel}"
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
-            "X-Twilio-Signature": sign(self.tenant.auth_token, url, form),
+            "X-Twilio-Signature": sign(tenant.auth_token, url, form),
         }
+        if channel == "whatsapp":
+            # Twilio knows the customer wrote: WhatsApp's 24-hour window is open for the free-form reply.
+            self.twilio.customer_wrote(form["From"], form["To"])
         return self.post(f"/{channel}", urlencode(form).encode(), headers)
 
     def conversation(self, channel: str = "whatsapp") -> str:
@@ -155,6 +174,24 @@ class Bench:
 
     def invocations(self, function: str, since: int) -> list[Invocation]:
         return [i for i in self.runner.stats[since:] if i.function_name == function]
+
+    def is_consent_check(self, call: Call) -> bool:
+        """ConsentRepository.is_opted_out: a GetItem of the consent table (the check before a send)."""
+        return call.operation == "dynamodb.GetItem" and call.table == self.consent_table
+
+    def consent_cost(self, calls: list[Call], latencies: dict[str, float]) -> dict[str, Any]:
+        """The consent checks of a send path: AWS calls and latency with them, and without them."""
+        cost = extra_calls(calls, self.is_consent_check, latencies, len(latencies))
+        return {
+            "aws_calls_per_send": cost.calls_per_send,
+            "baseline_aws_calls_per_send_without_checks": round(cost.calls_per_send - cost.extra_per_send, 2),
+            "consent_checks_per_send": cost.extra_per_send,
+            "consent_checks_by_operation": cost.extra_by_operation,
+            "consent_checks_by_function": cost.extra_by_function,
+            "consent_check_ms": summary(cost.extra_ms) if cost.extra_ms else None,
+            "path_ms": summary(list(latencies.values())),
+            "baseline_path_ms_without_checks": summary(cost.path_ms_without),
+        }
 
     def calls(self, function: str) -> int:
         counter = self.runner.call_counters.get(function)
@@ -251,14 +288,18 @@ class Bench:
         cold = self.cold_starts("reply_processor", lambda: self.webhook(self.conversation(), "cold start"))
         time.sleep(2)  # let the cold-start replies finish before counting calls
         before_calls = self.calls(name)
-        latencies = []
+        mark = self.taps["reply_processor"].mark()
+        by_tel: dict[str, float] = {}
         for index in range(replies):
             tel = self.conversation()
             start = time.perf_counter()
             self.webhook(tel, f"question {index}")
             self.wait(lambda tel=tel: self.sent_to(tel))
-            latencies.append((time.perf_counter() - start) * 1000)
+            by_tel[tel] = (time.perf_counter() - start) * 1000
+        time.sleep(1)  # the reply's final write comes right after its send
+        latencies = list(by_tel.values())
         calls_per_reply = round((self.calls(name) - before_calls) / replies, 2)
+        consent = self.consent_cost(self.taps["reply_processor"].since(mark), by_tel)
         ai_calls = []
         for _ in range(bursts):
             tel = self.conversation("sms")
@@ -279,6 +320,7 @@ class Bench:
             "aws_calls_by_operation": dict(self.runner.call_counters[name].snapshot()),
             "ai_calls_per_5_message_burst": ai_calls,
             "baseline_seeds_ai_calls_per_5_message_burst": 5,
+            "consent": consent,
         }
 
     def initiate(self, tel: str | None = None) -> tuple[int, float]:
@@ -297,22 +339,37 @@ class Bench:
         if self.api_key is None:
             return {"skipped": "no API key output: the outbound route is not deployed"}
         latencies = []
+        backlog = []
         for _ in range(warm):
-            status, ms = self.initiate()
+            tel = "+4477009" + str(uuid.uuid4().int)[:5]
+            status, ms = self.initiate(tel)
             assert status == 202, status
             latencies.append(ms)
-        sent = []
+            backlog.append(tel)
+        # The sender works through those first, so the timed sends below (and their calls) are alone.
+        waiting = set(backlog)
+        try:
+            self.wait(lambda: {str(m.get("to", ""))[-13:] for m in self.twilio.messages()} >= waiting, 180)
+        except TimeoutError:
+            progress("outbound: some warm requests' templates were not sent within 180 s")
+        time.sleep(1)
+        marks = {short: self.taps[short].mark() for short in ("initiate_conversation", "channel_sender")}
+        by_tel: dict[str, float] = {}
         for _ in range(sends):
             tel = "+4477009" + str(uuid.uuid4().int)[:5]
             start = time.perf_counter()
             self.initiate(tel)
             self.wait(lambda tel=tel: self.sent_to(tel))
-            sent.append((time.perf_counter() - start) * 1000)
+            by_tel[tel] = (time.perf_counter() - start) * 1000
+        time.sleep(1)  # the sender's write of the sid comes right after its send
+        calls = [call for short, mark in marks.items() for call in self.taps[short].since(mark)]
+        consent = self.consent_cost(calls, by_tel)
         cold = self.cold_starts("channel_sender", self.initiate)
         return {
             "initiate_warm_http_ms": summary(latencies),
-            "request_to_template_sent_ms": summary(sent),
+            "request_to_template_sent_ms": summary(list(by_tel.values())),
             "sender_cold_start": cold,
+            "consent": consent,
         }
 
     # -- load ----------------------------------------------------------------------------------------
@@ -392,6 +449,35 @@ class Bench:
             "throttled_invokes": sum(self.runner.throttles.values()),
         }
 
+    # -- size and imports ---------------------------------------------------------------------------
+
+    def deployed_sizes(self, build_dir: Path) -> dict[str, Any]:
+        """Each function as deployed: its code plus the layers Terraform gave it (read back from the
+        emulator), unzipped, next to Lambda's 250 MB limit for the two together."""
+        manifest = load_manifest(build_dir)
+        topology = self.runner.topology
+        assert topology is not None
+        found = {}
+        for short, name in sorted(self.outputs["functions"].items()):
+            function = topology.functions[str(name)]
+            code = manifest[function.code_sha256]
+            layers = [manifest[topology.layers[arn].code_sha256] for arn in function.layer_arns]
+            unzipped = code.unzipped_size + sum(layer.unzipped_size for layer in layers)
+            found[short] = {
+                "code_unzipped_bytes": code.unzipped_size,
+                "layers": [layer.path for layer in layers],
+                "layers_unzipped_bytes": sum(layer.unzipped_size for layer in layers),
+                "deployed_unzipped_bytes": unzipped,
+                "deployed_zip_bytes": code.size + sum(layer.size for layer in layers),
+                "baseline_lambda_unzipped_limit_bytes": LAMBDA_UNZIPPED_LIMIT_BYTES,
+                "share_of_limit": round(unzipped / LAMBDA_UNZIPPED_LIMIT_BYTES, 3),
+            }
+        return found
+
+    def imports(self) -> dict[str, Any]:
+        deployed = self.outputs["functions"]
+        return {short: self.bare_import_ms(short) for short in IMPORT_ONLY if short in deployed}
+
 
 def sizes(build_dir: Path) -> dict[str, Any]:
     manifest = json.loads((build_dir / "manifest.json").read_text())["artifacts"]
@@ -417,7 +503,7 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -426,40 +512,86 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bursts", type=int, default=3, help="5-message bursts")
     parser.add_argument("--load-messages", type=int, default=300, help="webhooks in the load run")
     parser.add_argument("--load-seconds", type=float, default=40.0, help="duration of the load run")
+    parser.add_argument(
+        "--points", default="1,100,1000", help="messages of one conversation at which it is measured"
+    )
+    parser.add_argument("--samples", type=int, default=30, help="warm webhooks timed at each point")
+    parser.add_argument(
+        "--phases", default=",".join(PHASES), help=f"what to run, of {','.join(PHASES)} (comma-separated)"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--build-dir", type=Path, default=ROOT / "build", help="artifacts to deploy")
     args = parser.parse_args(argv)
+    args.phases = set(args.phases.split(","))
+    if args.phases - set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(args.phases - set(PHASES)))}")
+    args.points = tuple(int(n) for n in args.points.split(","))
+    return args
+
+
+def run_phases(bench: Bench, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Each figure's phase in turn, into ``results`` (kept there when a later phase fails)."""
+    phases = args.phases
+    if "webhook" in phases:
+        progress("webhook: cold starts, warm latency, AWS calls")
+        results["webhook"] = bench.webhook_figures(args.warm)
+    if "replies" in phases:
+        progress("replies: cold starts, webhook-to-reply latency, bursts, consent checks")
+        results["replies"] = bench.reply_figures(args.replies, args.bursts)
+    if "outbound" in phases:
+        progress("outbound: initiate latency, request-to-template latency, sender cold start, consent")
+        results["outbound"] = bench.outbound_figures(min(args.warm, 100), 20)
+    if "imports" in phases:
+        progress(f"imports: handler vs bare dependencies of {', '.join(IMPORT_ONLY)}")
+        results["imports"] = bench.imports()
+    if "long" in phases:
+        points = ", ".join(map(str, args.points))
+        progress(f"long conversation: write units, AI input tokens, warm webhook at messages {points}")
+        results["long_conversation"] = LongConversation(bench).run(args.points, args.samples)
+    if "load" in phases:
+        progress(f"load: {args.load_messages} webhooks from 50 customers over ~{args.load_seconds:.0f} s")
+        warm = results.get("webhook", {}).get("warm_http_ms", {}).get("p50")
+        results["load"] = bench.load_figures(args.load_messages, args.load_seconds, warm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     openai = OpenAIFake(0).start()
     twilio = TwilioFake(0).start()
     fakes = (("openai_base_url", openai.url + "/v1"), ("twilio_api_base_url", twilio.url))
     cloud = LocalCloud(build_dir=args.build_dir, work_dir=ROOT / ".local" / "bench")
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    started = time.monotonic()
     try:
         progress("starting the local cloud (terraform apply takes a minute or two)")
         cloud.start(
             0, 0, [Workspace(WORKSPACE, "local.tfvars", (("channels", CHANNELS), *fakes))], count_calls=True
         )
+        results["emulator"] = cloud.emulator_kind
         results["terraform_apply_s"] = round(cloud.terraform.apply_seconds[WORKSPACE], 1)
         results["artifacts"] = sizes(args.build_dir)
         bench = Bench(cloud, openai, twilio)
-        progress("webhook: cold starts, warm latency, AWS calls")
-        results["webhook"] = bench.webhook_figures(args.warm)
-        progress("replies: cold starts, webhook-to-reply latency, bursts")
-        results["replies"] = bench.reply_figures(args.replies, args.bursts)
-        progress("outbound: initiate latency, request-to-template latency, sender cold start")
-        results["outbound"] = bench.outbound_figures(min(args.warm, 100), 20)
-        progress(f"load: {args.load_messages} webhooks from 50 customers over ~{args.load_seconds:.0f} s")
-        results["load"] = bench.load_figures(
-            args.load_messages, args.load_seconds, results["webhook"]["warm_http_ms"]["p50"]
-        )
+        results["deployed"] = bench.deployed_sizes(args.build_dir)
+        try:
+            run_phases(bench, args, results)
+        except Exception:  # what ran so far is still written, with the failure
+            results["failed"] = traceback.format_exc()
+            progress("a phase failed: the figures so far are written, with the traceback")
     finally:
         cloud.stop()
         openai.stop()
         twilio.stop()
+    results["bench_s"] = round(time.monotonic() - started, 1)
+    rows = summary_rows(results)
+    results["summary"] = [row.as_json() for row in rows]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    print(table(results))
+    print(table({key: value for key, value in results.items() if key != "summary"}))
+    print("\n" + render(rows))
     print(f"\nwritten: {args.output}")
+    if "failed" in results:
+        print(results["failed"], file=sys.stderr)
+        return 1
     return 0
 
 

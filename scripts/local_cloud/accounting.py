@@ -30,6 +30,10 @@ retry (the "applied, answer lost" case).
 ``match`` narrows a fault to calls whose request body contains that text (a conversation id, a
 customer number, a secret name), so a fault meant for one test's conversation cannot hit another's
 work that shares the function.
+
+Used by the benchmarks' meters (local_cloud.call_tap): ``observe(around)`` hands every call that is
+forwarded to ``around(operation, request, send)``, which must call ``send()`` once and return its
+answer; it may look at the request and the answer and time the call. Faulted calls are not observed.
 """
 
 from __future__ import annotations
@@ -38,13 +42,16 @@ import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from local_cloud.http_proxy import Answer, LoopbackProxy, Request, forward, signing_scope
+
+# What observe() takes: (operation, request, send) -> the answer of send(), which forwards the call.
+Around = Callable[[str, Request, Callable[[], Answer]], Answer]
 
 _DEFAULT_CODES = {500: "InternalServerError", 503: "ServiceUnavailable", 400: "ValidationException"}
 
@@ -129,6 +136,7 @@ class CallCounter(LoopbackProxy):
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._around: Around | None = None
         super().__init__("call-counter")
 
     def stop(self) -> None:
@@ -138,6 +146,10 @@ class CallCounter(LoopbackProxy):
     def snapshot(self) -> Counter[str]:
         with self._lock:
             return Counter(self.calls)
+
+    def observe(self, around: Around | None) -> None:
+        """Hand every forwarded call to ``around`` from now on (None: stop observing)."""
+        self._around = around
 
     # -- fault injection -----------------------------------------------------------------------------
 
@@ -232,7 +244,11 @@ class CallCounter(LoopbackProxy):
                 )
                 return Answer(served.status, list(headers.items()), payload)
         upstream = self._routes.get(operation.split(".", 1)[0], self._upstream)
-        answer = forward(upstream, request)
+        around = self._around
+        if around is None or served is not None:
+            answer = forward(upstream, request)
+        else:
+            answer = around(operation, request, lambda: forward(upstream, request))
         if served is not None and served.deliver_first and self._stopping.wait(served.delay_seconds):
             return None
         return answer

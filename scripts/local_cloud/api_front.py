@@ -122,6 +122,9 @@ class ApiFront:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY: the headers and the body are two writes; with Nagle's algorithm a keep-alive
+            # client waits for its own delayed ACK (~40 ms) before the body arrives.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
