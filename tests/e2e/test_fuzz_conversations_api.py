@@ -10,34 +10,21 @@ same document in process: tests/unit/test_fuzz_conversations_api.py).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-import hypothesis
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-from .conftest import REPO, Stack, random_tel
+from tests.conversations_api_fuzzing import CHECKS, aim, fuzz_settings, schema
+
+from .conftest import Stack, random_tel
 from .test_outbound import api_key
 
 pytestmark = pytest.mark.e2e
 
-DOCUMENT = REPO / "docs" / "conversations-api.openapi.json"
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Each example is one HTTP request through the runner (a few ms to tens of ms): enough to reach every
 # status of every route while keeping the suite's wall time small.
 EXAMPLES = 25
-
-schema = schemathesis.openapi.from_dict(json.loads(Path(DOCUMENT).read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +45,12 @@ def desk(stack: Stack) -> dict[str, Any]:
 
 @schema.parametrize()
 @schema.given(data=st.data())
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-    ],
-    derandomize=True,
-    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-)
+@fuzz_settings(EXAMPLES)
 def test_every_answer_over_http_is_documented_and_none_is_a_5xx(
     case: Any, data: Any, desk: dict[str, Any]
 ) -> None:
-    aimed = data.draw(st.integers(0, 4), label="aimed") > 0
-    if aimed or data.draw(st.booleans(), label="own tenant"):
-        case.query = {**(case.query or {}), **desk["tenant"]}
-    if case.path_parameters and (aimed or data.draw(st.booleans(), label="seeded conversation")):
-        case.path_parameters["conversation_id"] = data.draw(st.sampled_from(desk["conversations"]))
-    key = desk["key"] if aimed else data.draw(st.sampled_from([desk["key"], "not-a-key-0123456789", None]))
-    headers = {"x-api-key": key} if key else {}
+    others = ["not-a-key-0123456789", None]
+    headers = aim(case, data, desk["tenant"], desk["conversations"], desk["key"], others)
 
     response = case.call(base_url=desk["base_url"], headers=headers, timeout=30)
 
