@@ -57,7 +57,7 @@ CHANNELS = (
 )
 SEEDS_REPLY_DELAY_S = 30.0  # the seeds' fixed delay before answering, plus a polling loop
 # Functions whose handler import is timed on its own (the others' is part of their cold-start figures).
-IMPORT_ONLY = ("initiate_conversation", "status_callback", "outbox_relay")
+IMPORT_ONLY = ("initiate_conversation", "status_callback", "outbox_relay", "conversations_api")
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 PHASES = ("webhook", "replies", "outbound", "imports", "long", "load")
 

@@ -30,7 +30,7 @@ from bench_stats import progress, summary
 from ai_comms.models.conversation import Conversation
 from ai_comms.providers.openai_client import AiClient
 from ai_comms.store.conversations import ConversationRepository
-from ai_comms.store.messages import status_attribute
+from ai_comms.store.messages import outbound_position, status_attribute
 from ai_comms.store.tenants import TenantRepository
 from local_cloud.item_size import item_size
 from local_cloud.long_conversation import customer_text, extend
@@ -45,6 +45,8 @@ POINTS = (1, 100, 1000)
 METERED = ("twilio_webhook", "reply_processor", "status_callback")
 MODEL_CONTEXT_WINDOW_TOKENS = 1_047_576
 DESIGN_TARGET_RATIO = 1.2
+# The largest batch and part a position holds (ai_comms.store.messages): the end of one key range.
+LAST_BATCH, LAST_PART = 10**13 - 1, 999
 
 
 class LongConversation:
@@ -97,8 +99,8 @@ class LongConversation:
             ExpressionAttributeNames={"#position": "position"},
             ExpressionAttributeValues={
                 ":c": {"S": conversation_id},
-                ":low": {"S": f"{seq:010d}#out"},
-                ":high": {"S": f"{seq:010d}#out~"},
+                ":low": {"S": outbound_position(seq, 0, 0)},
+                ":high": {"S": outbound_position(seq, LAST_BATCH, LAST_PART)},
             },
             ConsistentRead=True,
         )

@@ -5,8 +5,10 @@ answered by the AI. Each turn goes onto the conversation's AI conversation throu
 client (ai_comms.providers.openai_client.AiClient.reply: the project's instructions, the message as
 the AI reads it, its context_management), so the OpenAI fake holds, and compacts, what OpenAI would
 after that many replies. The messages are stored through the engine's MessageRepository with the
-fields the webhook and the reply processor give them, and the record's counters move on as the
-replies would have moved them. Nothing is sent and no event is published.
+fields the webhook and the reply processor give them but the route: history stored without one is
+answered history, which the outbox relay's filter passes over (terraform/outbox.tf), as it does
+for ``ops migrate``. The record's counters move on as the replies would have moved them. Nothing
+is sent and no event is published.
 """
 
 from __future__ import annotations
@@ -71,7 +73,6 @@ def extend(
             body=text(seq),
             at=iso(asked),
             expires_at=expires_at,
-            route="ai_reply",
             channel=conversation.channel,
             company_id=conversation.company_id,
             project_id=conversation.project_id,
