@@ -304,13 +304,7 @@ class AgentMessageSender:
 
     def _record_blocked(self, conversation: Conversation, error: SendFailed) -> None:
         """Twilio 21610: the customer blocked the sender; recorded as their consent, as a reply does."""
-        change = ConsentChange(
-            state="opted_out",
-            at=iso(utc_now()),
-            source="blocked",
-            conversation_id=conversation.conversation_id,
-            reason=f"Twilio {error.code}: attempt to send to unsubscribed recipient",
-        )
+        change = ConsentChange.blocked(error.code, conversation.conversation_id, iso(utc_now()))
         try:
             self._consent.change(
                 conversation.company_address,

@@ -28,6 +28,18 @@ class ConsentChange(BaseModel):
     operator: str | None = None
     reason: str | None = None
 
+    @classmethod
+    def blocked(cls, code: int | None, conversation_id: str, at: str) -> "ConsentChange":
+        """Twilio refused a send because the customer blocked the sender (21610): an opt-out of
+        source "blocked", so nothing is sent to them until they opt in again."""
+        return cls(
+            state="opted_out",
+            at=at,
+            source="blocked",
+            conversation_id=conversation_id,
+            reason=f"Twilio {code}: attempt to send to unsubscribed recipient",
+        )
+
 
 class Consent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)

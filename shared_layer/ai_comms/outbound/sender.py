@@ -432,13 +432,7 @@ class ChannelSender:
         conversation closed undelivered. Never retried: it cannot succeed until they opt in again."""
         sending, tel, conversation_id = request.sending, request.recipient.tel, request.conversation_id
         now = iso(utc_now())
-        change = ConsentChange(
-            state="opted_out",
-            at=now,
-            source="blocked",
-            conversation_id=conversation_id,
-            reason=f"Twilio {error.code}: attempt to send to unsubscribed recipient",
-        )
+        change = ConsentChange.blocked(error.code, conversation_id, now)
         self._consent.change(
             sending.company_address, sending.customer_address, request.company_id, request.project_id, change
         )

@@ -387,13 +387,7 @@ class ReplyDelivery:
         return HandOver("reply_undelivered", detail, event)
 
     def _record_blocked(self, conversation: Conversation, refused: SendFailed) -> None:
-        change = ConsentChange(
-            state="opted_out",
-            at=iso(utc_now()),
-            source="blocked",
-            conversation_id=conversation.conversation_id,
-            reason=f"Twilio {refused.code}: attempt to send to unsubscribed recipient",
-        )
+        change = ConsentChange.blocked(refused.code, conversation.conversation_id, iso(utc_now()))
         try:
             self._consent.change(
                 conversation.company_address,
