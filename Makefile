@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 WORKSPACE ?= dev
-# The AWS emulator of `make local`, `make test-e2e` and `make bench`: moto or localstack.
+# The AWS emulator of `make local`, `make test-e2e` and `make bench`: moto or localstack
+# (`make test-e2e` also localstack-docker: a LocalStack container that runs the functions, README).
 EMULATOR ?= moto
 export EMULATOR
 TF_DIR := terraform
@@ -32,7 +33,7 @@ TF_MIRROR := $(shell find / -maxdepth 2 -type d -name tf-plugins 2>/dev/null | h
 export TF_CLI_CONFIG_FILE := $(abspath $(LOCAL_DIR)/terraform.rc)
 export TF_IN_AUTOMATION := 1
 
-.PHONY: help setup build test test-all test-unit test-e2e e2e-moto e2e-localstack lint local bench plan apply destroy clean tf-config java
+.PHONY: help setup build test test-all test-unit unit-beside test-e2e e2e-moto e2e-localstack lint local bench plan apply destroy clean tf-config java
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,8 +82,8 @@ setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed $(LOCALSTACK_VENV)/.install
 build: $(VENV)/.installed ## zip the layer and the functions into build/
 	$(PY) scripts/build.py
 
-test: setup build lint test-unit ## every suite: lint, unit, e2e on moto and on LocalStack side by side
-	@$(MAKE) --no-print-directory -j2 e2e-moto e2e-localstack
+test: setup build lint ## every suite: lint, then unit and the e2e suite on moto and on LocalStack side by side
+	@$(MAKE) --no-print-directory -j3 unit-beside e2e-moto e2e-localstack
 
 # The two e2e runs mostly wait (retries, debounce windows, queue delays), so they share the machine
 # well: side by side, each line prefixed with its emulator.
@@ -92,20 +93,28 @@ e2e-moto e2e-localstack: $(VENV)/.installed $(DYNAMODB_LOCAL) $(LOCALSTACK_VENV)
 test-all: ## every suite with the full load run: 1,000 webhooks from 50 customers
 	AI_COMMS_LOAD_MESSAGES=1000 AI_COMMS_LOAD_SECONDS=60 $(MAKE) test
 
+UNIT_TESTS := $(PY) -m pytest tests/unit -q -n 2 --dist loadfile
 test-unit: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(DYNAMODB_LOCAL) ## unit tests (real DynamoDB Local and moto on free ports)
-	$(PY) -m pytest tests/unit -q -n 2 --dist loadfile
+	$(UNIT_TESTS)
 
-# LocalStack's venv only when it is the emulator; DynamoDB Local under both.
-EMULATOR_DEPS := $(DYNAMODB_LOCAL) $(if $(filter localstack,$(EMULATOR)),$(LOCALSTACK_VENV)/.installed)
+# The unit tests beside the e2e runs, on the CPU those leave idle: niced, so the e2e suites' bounded
+# waits keep the time they were written for; each line prefixed [unit].
+unit-beside: $(VENV)/.installed $(LOCALSTACK_VENV)/.installed $(DYNAMODB_LOCAL)
+	@set -o pipefail; ( echo "unit tests"; start=$$(date +%s); PYTHONUNBUFFERED=1 nice -n 10 $(UNIT_TESTS); rc=$$?; \
+	  echo "unit tests: $$(( $$(date +%s) - start ))s"; exit $$rc ) 2>&1 | sed -u 's/^/[unit] /'
+
+# LocalStack's venv only when it is the emulator; DynamoDB Local under both (a container brings its own).
+EMULATOR_DEPS := $(if $(filter localstack-docker,$(EMULATOR)),,$(DYNAMODB_LOCAL)) \
+  $(if $(filter localstack,$(EMULATOR)),$(LOCALSTACK_VENV)/.installed)
 
 # The e2e suite on emulator $(1), its logs kept in .local/e2e-$(1), its wall time printed.
 define run_e2e
 echo "e2e on $(1)"; start=$$(date +%s); \
-EMULATOR=$(1) $(PY) -m pytest tests/e2e -q --basetemp=$(LOCAL_DIR)/e2e-$(1); rc=$$?; \
+EMULATOR=$(1) PYTHONUNBUFFERED=1 $(PY) -m pytest tests/e2e -q --basetemp=$(LOCAL_DIR)/e2e-$(1); rc=$$?; \
 echo "e2e on $(1): $$(( $$(date +%s) - start ))s"; exit $$rc
 endef
 
-test-e2e: $(VENV)/.installed $(EMULATOR_DEPS) build tf-config ## e2e suite on EMULATOR (moto or localstack)
+test-e2e: $(VENV)/.installed $(EMULATOR_DEPS) build tf-config ## e2e suite on EMULATOR (moto, localstack, localstack-docker)
 	@$(call run_e2e,$(EMULATOR))
 
 lint: setup ## ruff, mypy, terraform fmt/validate, checkov

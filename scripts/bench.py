@@ -44,7 +44,7 @@ from fakes.twilio_fake import TwilioFake
 from local_cloud.artifacts import load_manifest
 from local_cloud.bench_summary import render, summary_rows
 from local_cloud.call_tap import Call, CallTap, dynamodb_reader, extra_calls, key_schemas
-from local_cloud.cloud import LocalCloud
+from local_cloud.cloud import LocalCloud, runner_emulator_kind
 from local_cloud.load import Customer, account, drive, expected_counts, plan_load, settled
 from local_cloud.seeding import SeededTenant, open_conversation, seed_tenant
 from local_cloud.terraform import Workspace
@@ -556,10 +556,14 @@ def run_phases(bench: Bench, args: argparse.Namespace, results: dict[str, Any]) 
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    try:
+        emulator = runner_emulator_kind()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     openai = OpenAIFake(0).start()
     twilio = TwilioFake(0).start()
     fakes = (("openai_base_url", openai.url + "/v1"), ("twilio_api_base_url", twilio.url))
-    cloud = LocalCloud(build_dir=args.build_dir, work_dir=ROOT / ".local" / "bench")
+    cloud = LocalCloud(build_dir=args.build_dir, work_dir=ROOT / ".local" / "bench", emulator=emulator)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     started = time.monotonic()
     try:

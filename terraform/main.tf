@@ -253,6 +253,7 @@ module "api" {
   api_key_values = local.api_key_values
 
   binary_media_types   = var.api_binary_media_types
+  tags                 = var.api_tags
   xray_tracing_enabled = var.lambda_tracing_mode == "Active"
   waf                  = var.waf
 }

@@ -116,6 +116,12 @@ variable "api_binary_media_types" {
   default     = []
 }
 
+variable "api_tags" {
+  description = "Tags of the REST API. LocalStack reads a `_custom_id_` tag as the API's id, which gives a LocalStack deployment an API URL known before the apply (public_base_url)."
+  type        = map(string)
+  default     = {}
+}
+
 variable "max_webhook_body_bytes" {
   description = "Largest webhook body the handler accepts, in bytes. The default fits the worst valid WhatsApp message: 4,096 characters of 4 UTF-8 bytes each, url-encoded as 3 bytes per byte (49,152 bytes), plus 16 KiB for the other fields."
   type        = number

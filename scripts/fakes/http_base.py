@@ -304,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeServer:
-    """A fake HTTP API on 127.0.0.1 with faults, latency and a request log.
+    """A fake HTTP API on 127.0.0.1 (or ``host``) with faults, latency and a request log.
 
     Subclasses implement ``handle_api`` (every path outside ``/fake/``), ``error_reply`` (the
     service's own error shape, used for injected faults), and may add control routes and state.
@@ -312,7 +312,9 @@ class FakeServer:
 
     name: ClassVar[str] = "fake"
 
-    def __init__(self, port: int = 0, *, verbose: bool = False) -> None:
+    def __init__(self, port: int = 0, *, verbose: bool = False, host: str = HOST) -> None:
+        # Another address only for callers outside this host's loopback (Lambda containers).
+        self.host = host
         self._requested_port = port
         self.verbose = verbose
         self.faults = FaultQueue()
@@ -330,7 +332,7 @@ class FakeServer:
         if self._server is not None:
             raise RuntimeError(f"{self.name} is already running")
         self._stopping.clear()
-        server = _Server((HOST, self._requested_port), _Handler)
+        server = _Server((self.host, self._requested_port), _Handler)
         server.fake = self
         self._server = server
         self._thread = threading.Thread(
@@ -373,7 +375,7 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def _track(self, connection: socket.socket, *, add: bool) -> None:
         with self._state_lock:

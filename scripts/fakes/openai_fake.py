@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fakes.http_base import (
+    HOST,
     ControlError,
     ControlRoute,
     FakeServer,
@@ -206,10 +207,11 @@ class OpenAIFake(FakeServer):
         port: int = 0,
         *,
         verbose: bool = False,
+        host: str = HOST,
         context_window_tokens: int = DEFAULT_CONTEXT_WINDOW_TOKENS,
         conversation_lock: bool = True,
     ) -> None:
-        super().__init__(port, verbose=verbose)
+        super().__init__(port, verbose=verbose, host=host)
         self._lock = threading.Lock()
         self._conversations: dict[str, StoredConversation] = {}
         self._responses: dict[str, JsonObject] = {}

@@ -67,6 +67,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Self
 
 from fakes.http_base import (
+    HOST,
     ControlError,
     ControlRoute,
     FakeServer,
@@ -148,11 +149,12 @@ class TwilioFake(FakeServer):
         port: int = 0,
         *,
         verbose: bool = False,
+        host: str = HOST,
         accounts: dict[str, str] | None = None,
         status_interval_seconds: float = DEFAULT_STATUS_INTERVAL_SECONDS,
         callback_timeout_seconds: float = DEFAULT_CALLBACK_TIMEOUT_SECONDS,
     ) -> None:
-        super().__init__(port, verbose=verbose)
+        super().__init__(port, verbose=verbose, host=host)
         self._lock = threading.Lock()
         self._accounts: dict[str, str] = {}
         self._signing_keys: dict[str, tuple[str, str]] = {}

@@ -168,6 +168,7 @@ class Lifecycle:
         self._threads: list[threading.Thread] = []
         self._running = False
         self._generation = 0
+        self._active = 0  # steps handed to the workers and not yet applied and delivered
 
     # lifecycle of the scheduler itself -----------------------------------------------------------
 
@@ -213,6 +214,11 @@ class Lifecycle:
         with self._lock:
             return [dict(entry) for entry in self._callbacks]
 
+    def pending(self) -> int:
+        """Status steps still to come: scheduled, queued or being applied and delivered."""
+        with self._lock:
+            return len(self._due) + self._active
+
     def _after(self, message: Tracked, delay: float) -> None:
         with self._lock:
             if not self._running or not message.steps or message.generation != self._generation:
@@ -234,6 +240,7 @@ class Lifecycle:
                     self._lock.wait(wait)
                     continue
                 _, _, message = heapq.heappop(self._due)
+                self._active += 1
             self._jobs.put(message)
 
     def _work(self) -> None:
@@ -241,15 +248,22 @@ class Lifecycle:
             message = self._jobs.get()
             if message is None:
                 return
-            with self._lock:
-                current = message.generation == self._generation
-            if not current:
-                continue  # reset since it was scheduled
-            step = message.steps.pop(0)
-            resource = message.apply(step)
-            if message.status_callback:
-                self._deliver(message, step, resource)
-            self._after(message, self.interval_seconds)
+            try:
+                self._step(message)
+            finally:
+                with self._lock:
+                    self._active -= 1
+
+    def _step(self, message: Tracked) -> None:
+        with self._lock:
+            current = message.generation == self._generation
+        if not current:
+            return  # reset since it was scheduled
+        step = message.steps.pop(0)
+        resource = message.apply(step)
+        if message.status_callback:
+            self._deliver(message, step, resource)
+        self._after(message, self.interval_seconds)
 
     def _deliver(self, message: Tracked, step: Step, resource: JsonObject) -> None:
         url = str(message.status_callback)

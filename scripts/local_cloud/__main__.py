@@ -11,7 +11,7 @@ import threading
 import time
 from types import FrameType
 
-from local_cloud.cloud import EMULATOR_ENV, EMULATORS, LocalCloud, emulator_kind
+from local_cloud.cloud import EMULATOR_ENV, RUNNER_EMULATORS, LocalCloud, runner_emulator_kind
 from local_cloud.demo import Providers, describe, seed_demo, write_endpoints
 from local_cloud.terraform import LOCAL_TFVARS, Workspace
 
@@ -26,9 +26,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     up.add_argument("--api-port", type=int, default=int(os.environ.get("AI_COMMS_API_PORT", "8080")))
     up.add_argument(
         "--emulator",
-        choices=EMULATORS,
+        choices=RUNNER_EMULATORS,
         default=None,
-        help=f"the AWS emulator (env {EMULATOR_ENV}, default {EMULATORS[0]}); DynamoDB Local under both",
+        help=f"the AWS emulator (env {EMULATOR_ENV}, default {RUNNER_EMULATORS[0]}), DynamoDB Local under it",
     )
     up.add_argument(
         "--emulator-port", type=int, default=int(os.environ.get("AI_COMMS_EMULATOR_PORT", "5000"))
@@ -64,7 +64,11 @@ def up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     started = time.monotonic()
-    cloud = LocalCloud(emulator=emulator_kind(args.emulator))
+    try:
+        kind = runner_emulator_kind(args.emulator)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    cloud = LocalCloud(emulator=kind)
     try:
         cloud.start(
             args.emulator_port,

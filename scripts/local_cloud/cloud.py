@@ -4,6 +4,8 @@ The emulator is moto or LocalStack, as ``EMULATOR`` says (default moto), DynamoD
 (see local_cloud.emulator). Order matters: the emulator first, then ``terraform apply`` of each
 workspace against it (in parallel: separate state files, no shared ``workspace select``), then the
 runner, which reads back what Terraform created. ``stop`` undoes it in reverse, each step bounded.
+``EMULATOR=localstack-docker`` adopts a LocalStack the user runs in Docker, which executes the
+functions itself: no runner then, and ``stop`` destroys the workspaces (local_cloud.localstack_docker).
 """
 
 from __future__ import annotations
@@ -20,16 +22,32 @@ from local_cloud.artifacts import MANIFEST_NAME
 from local_cloud.emulator import DEFAULT_PORT, EmulatorBase, MotoEmulator
 from local_cloud.endpoints import Endpoints
 from local_cloud.localstack import LocalStackEmulator
+from local_cloud.localstack_docker import (
+    CUSTOM_ID_TAG,
+    LocalStackDockerEmulator,
+    api_id_for,
+    execute_api_url,
+)
 from local_cloud.processes import Stops, free_port
 from local_cloud.runner import DEFAULT_REGION, Runner
-from local_cloud.terraform import Terraform, Workspace
+from local_cloud.terraform import Terraform, TerraformError, Workspace
 
 LOG = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WorkspaceLike = Workspace | tuple[str, str, dict[str, str] | None] | str
 EMULATOR_ENV = "EMULATOR"
-EMULATORS = ("moto", "localstack")
-__all__ = ["EMULATORS", "LocalCloud", "emulator_kind", "free_port", "make_emulator"]
+EMULATORS = ("moto", "localstack", "localstack-docker")
+# The emulators whose functions the local runner executes (what `make local` and `make bench` measure).
+RUNNER_EMULATORS = ("moto", "localstack")
+__all__ = [
+    "EMULATORS",
+    "RUNNER_EMULATORS",
+    "LocalCloud",
+    "emulator_kind",
+    "free_port",
+    "make_emulator",
+    "runner_emulator_kind",
+]
 
 
 def emulator_kind(value: str | None = None) -> str:
@@ -37,6 +55,17 @@ def emulator_kind(value: str | None = None) -> str:
     kind = (value or os.environ.get(EMULATOR_ENV) or EMULATORS[0]).strip().lower()
     if kind not in EMULATORS:
         raise ValueError(f"{EMULATOR_ENV}={kind!r}: expected one of {', '.join(EMULATORS)}")
+    return kind
+
+
+def runner_emulator_kind(value: str | None = None) -> str:
+    """``emulator_kind``, refusing one that runs the functions itself (no runner to observe)."""
+    kind = emulator_kind(value)
+    if kind not in RUNNER_EMULATORS:
+        raise ValueError(
+            f"{EMULATOR_ENV}={kind} serves the e2e suite only (make test-e2e): this command needs the "
+            f"local runner, on {' or '.join(RUNNER_EMULATORS)}"
+        )
     return kind
 
 
@@ -49,6 +78,8 @@ def make_emulator(
 ) -> EmulatorBase:
     """The emulator ``kind`` (else ``EMULATOR``) names, with its logs and files under ``work_dir``."""
     log_dir = work_dir / "logs" if work_dir is not None else None
+    if emulator_kind(kind) == "localstack-docker":
+        return LocalStackDockerEmulator()
     if emulator_kind(kind) == "localstack":
         if work_dir is None:
             raise ValueError("LocalStack needs a work dir for its filesystem")
@@ -109,9 +140,13 @@ class LocalCloud(Stops):
         return self.endpoints.client(service, self.region)
 
     def api_base_url(self, workspace: str) -> str:
-        """http://127.0.0.1:<port>/<stage>: where that workspace's REST API is served locally."""
+        """Where that workspace's REST API stage is served: by the runner's front on
+        http://127.0.0.1:<port>/<stage>, or by an emulator that runs the functions itself."""
+        outputs = self.outputs.get(workspace, {})
+        stage = outputs.get("api_stage", workspace)
+        if self.emulator is not None and self.emulator.executes_functions:
+            return execute_api_url(self.emulator.url, outputs.get("api_id") or api_id_for(workspace), stage)
         assert self.runner is not None, "start() first"
-        stage = self.outputs.get(workspace, {}).get("api_stage", workspace)
         return f"{self.runner.api_base_url}/{stage}"
 
     def start(
@@ -132,9 +167,16 @@ class LocalCloud(Stops):
         # The runner serves the API on this port; chosen before the apply so each workspace knows its
         # public URL (the senders' StatusCallback, the URL Twilio signs), as API Gateway's would be.
         api_port = api_port or free_port()
+        emulator = make_emulator(
+            self.emulator_kind,
+            emulator_port or free_port(),
+            self.work_dir,
+            reuse=reuse_emulator,
+            dynamodb_port=dynamodb_port,
+        )
         # Terraform deploys the same artifacts the runner will check the deployed hashes against.
         self.workspaces = [
-            replace(w, extra_vars=(*w.extra_vars, *self._local_vars(w, api_port)))
+            replace(w, extra_vars=(*w.extra_vars, *self._local_vars(w, api_port, emulator)))
             for w in map(as_workspace, workspaces)
         ]
         if not (self.build_dir / MANIFEST_NAME).is_file():
@@ -143,13 +185,7 @@ class LocalCloud(Stops):
             )
         self._default_cli_config()
         try:
-            self.emulator = make_emulator(
-                self.emulator_kind,
-                emulator_port or free_port(),
-                self.work_dir,
-                reuse=reuse_emulator,
-                dynamodb_port=dynamodb_port,
-            )
+            self.emulator = emulator
             self.emulator.start()
             LOG.info(
                 "emulator %s ready at %s (DynamoDB at %s)",
@@ -171,6 +207,8 @@ class LocalCloud(Stops):
                     f"workspaces use several regions {sorted(regions)}; start one cloud per region"
                 )
             self.region = regions.pop() if regions else self.region
+            if self.emulator.executes_functions:
+                return self
             self.runner = Runner(
                 endpoints,
                 self.build_dir,
@@ -198,6 +236,8 @@ class LocalCloud(Stops):
             self.runner.stop()
             self.runner = None
         if self.emulator is not None:
+            if self.emulator.executes_functions:
+                self._destroy_workspaces(self.emulator.endpoints)
             adopted = self.emulator.adopted
             self.emulator.stop()
             self.emulator = None
@@ -206,11 +246,30 @@ class LocalCloud(Stops):
                 for workspace in self.workspaces:
                     self.terraform.forget(workspace.name)
 
-    def _local_vars(self, workspace: Workspace, api_port: int) -> list[tuple[str, str]]:
+    def _destroy_workspaces(self, endpoints: Endpoints) -> None:
+        """An emulator that outlives the run keeps what was applied: take it down, each on its own."""
+        for workspace in self.workspaces:
+            if workspace.name not in self.outputs:
+                continue
+            try:
+                self.terraform.destroy(workspace, endpoints)
+            except TerraformError:  # report it and go on with the other workspaces
+                LOG.exception("destroying workspace %s failed; its resources remain", workspace.name)
+
+    def _local_vars(
+        self, workspace: Workspace, api_port: int, emulator: EmulatorBase
+    ) -> list[tuple[str, str]]:
         local = [("build_dir", str(self.build_dir))]
+        # The stage is named after the workspace (terraform/main.tf).
+        if emulator.executes_functions:
+            # LocalStack serves the stage itself, under an id the workspace chooses.
+            api_id = api_id_for(workspace.name)
+            local.append(("api_tags", f'{{{CUSTOM_ID_TAG}="{api_id}"}}'))
+            base_url = execute_api_url(emulator.url, api_id, workspace.name)
+        else:
+            base_url = f"http://127.0.0.1:{api_port}/{workspace.name}"  # the runner's front
         if not any(name == "public_base_url" for name, _ in workspace.extra_vars):
-            # The stage is named after the workspace (terraform/main.tf), served by the runner's front.
-            local.append(("public_base_url", f"http://127.0.0.1:{api_port}/{workspace.name}"))
+            local.append(("public_base_url", base_url))
         return local
 
     def _default_cli_config(self) -> None:

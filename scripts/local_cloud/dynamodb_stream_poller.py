@@ -164,6 +164,11 @@ class DynamoDBStreamPoller(MappingPoller):
         reading = [shard for shard in self._shards.values() if not shard.closed]
         return bool(reading) and all(shard.iterator is not None for shard in reading)
 
+    def backlog(self) -> int:
+        """Records read and not yet delivered (a batching window, a retry backoff); what the stream
+        holds beyond them shows only to a pass that starts later (``Runner.settled``)."""
+        return sum(len(shard.pending) for shard in list(self._shards.values()))
+
     # -- the loop ------------------------------------------------------------------------------------
 
     def polled(self, received: int) -> None:

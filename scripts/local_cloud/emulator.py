@@ -56,6 +56,8 @@ class EmulatorBase(Managed):
     """What LocalCloud, the runner and the tests need of an emulator, and what every one shares."""
 
     name = ""
+    executes_functions = False
+    """True when the emulator runs the functions itself (no local runner; see localstack_docker)."""
 
     def __init__(self, port: int, reuse: bool = False) -> None:
         self.port = port

@@ -4,6 +4,8 @@ A ``MappingPoller`` is a few daemon threads feeding one source to one function u
 thread calls ``poll_once`` in a loop, and an exception there is logged and retried a second later
 (the source or the emulator may be briefly unavailable) rather than ending the thread. ``invoke``
 hands a batch to the function and counts it; ``join`` waits for the threads with one deadline.
+``passes`` counts completed polls and ``backlog`` says what the source still holds for the function,
+which is how the runner tells that nothing is left to deliver (``Runner.settled``).
 Which records are worth invoking for is the mapping's ``FilterCriteria`` (local_cloud.event_filter).
 """
 
@@ -35,6 +37,8 @@ class MappingPoller:
         ]
         self._count_lock = threading.Lock()
         self.batches = 0
+        self.passes = 0
+        """Completed ``poll_once`` calls, on every thread."""
 
     @property
     def concurrency(self) -> int:
@@ -70,6 +74,10 @@ class MappingPoller:
     def polled(self, received: int) -> None:
         """Called after each successful ``poll_once``."""
 
+    def backlog(self) -> int:
+        """Records the source holds for the function: waiting, delayed or in flight (0: none)."""
+        raise NotImplementedError
+
     def invoke(self, event: Any) -> Any:
         invocation = self._invoke(self.mapping.function_arn, event)
         with self._count_lock:
@@ -86,4 +94,6 @@ class MappingPoller:
                 LOG.exception("poller for %s failed; retrying", self.mapping.source_arn)
                 self._stopping.wait(RETRY_AFTER_ERROR_SECONDS)
                 continue
+            with self._count_lock:
+                self.passes += 1
             self.polled(received)

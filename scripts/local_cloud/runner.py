@@ -133,6 +133,7 @@ class Runner:
         # Invokes refused for want of a free execution environment, by function name.
         self.throttles: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+        self._in_flight = 0
         self._logs: dict[str, FunctionLogs] = {}
         self._apigateway: Any = None
         # Mappings the runner plays, disabled in the emulator meanwhile (UUIDs, enabled again on stop).
@@ -250,16 +251,48 @@ class Runner:
         Waits up to ``wait`` seconds for a free execution environment (None: until one frees up)
         and raises ``Throttled`` (TooManyRequestsException) past that.
         """
+        with self._stats_lock:
+            self._in_flight += 1
         try:
             invocation = self.workers[function_name].invoke(event, wait=wait)
         except Throttled:
             with self._stats_lock:
                 self.throttles[function_name] += 1
             raise
+        finally:
+            with self._stats_lock:
+                self._in_flight -= 1
         with self._stats_lock:
             self.stats.append(invocation)
             self.history.append((event, invocation))
         return invocation
+
+    @property
+    def in_flight(self) -> int:
+        """Invocations running or waiting for an execution environment."""
+        with self._stats_lock:
+            return self._in_flight
+
+    def settled(self, timeout: float = 5.0) -> bool:
+        """True when nothing the runner plays can still start work: no invocation in flight, every
+        stream read to its end by a pass that began after this call with nothing held back, and
+        every queue a function consumes empty (no message waiting, delayed or received and not yet
+        deleted). Whatever the functions were doing has then either finished or left a record one of
+        those would show. False as soon as one says otherwise, or when a stream pass takes longer
+        than ``timeout``."""
+        if self.in_flight:
+            return False
+        streams = [poller for poller in self.pollers if poller.mapping.kind == DYNAMODB_STREAM]
+        marks = {id(poller): poller.passes for poller in streams}
+        deadline = time.monotonic() + timeout
+        # Two passes: the one running now may have begun before the records this call must see.
+        while any(poller.passes < marks[id(poller)] + 2 for poller in streams):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        if any(poller.backlog() for poller in streams) or self.in_flight:
+            return False
+        return not any(poller.backlog() for poller in self.pollers if poller.mapping.kind == SQS)
 
     def invoke_arn(self, function_arn: str, event: Any, *, wait: float | None = None) -> Invocation:
         assert self.topology is not None

@@ -34,6 +34,11 @@ from local_cloud.polling import Invoke, MappingPoller
 
 # Short long-polls keep shutdown quick while still not spinning on an empty queue.
 WAIT_SECONDS = 1
+BACKLOG = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesDelayed",
+    "ApproximateNumberOfMessagesNotVisible",
+)
 _LAMBDA_ATTRIBUTES = (
     "ApproximateReceiveCount",
     "SentTimestamp",
@@ -145,6 +150,12 @@ class SqsPoller(MappingPoller):
             self._backlog.set()
         elif not self.is_lead:
             self._backlog.clear()
+
+    def backlog(self) -> int:
+        """What the queue holds: visible, delayed, and received but not yet deleted (in flight or
+        waiting out a visibility timeout before a retry); SQS's approximate counts."""
+        answer = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=list(BACKLOG))
+        return sum(int(answer["Attributes"].get(name, 0)) for name in BACKLOG)
 
     def poll_once(self) -> int:
         """Receive one batch and process it; return how many messages it held."""

@@ -9,6 +9,11 @@
     request body base64-encoded by the API as with binaryMediaTypes ["*/*"]);
   - the local runner (functions from build/*.zip + layer, SQS pollers, the API front).
 
+With EMULATOR=localstack-docker a LocalStack in Docker runs the functions itself: no runner, the
+fakes listen on AI_COMMS_FAKES_HOST (an address Lambda containers reach), and every test that reads
+the runner's records (call counters, consumed events, invocations) skips at that point
+(`stack.runner`).
+
 Tests share the stack, so each one seeds its own tenant with fresh numbers (`stack.tenant()`), which
 keeps them independent. Every wait is bounded: `stack.wait_for(...)` polls until a deadline.
 
@@ -45,6 +50,7 @@ from ai_comms.store.messages import MessageRepository
 from fakes.openai_fake import OpenAIFake
 from fakes.twilio_fake import TwilioFake
 from local_cloud.cloud import LocalCloud
+from local_cloud.runner import Runner
 from local_cloud.seeding import DEFAULT_PREFIXES, SeededTenant, open_conversation, seed_tenant
 from local_cloud.terraform import Workspace
 
@@ -60,8 +66,17 @@ E2E_CHANNELS = (
 )
 
 
+_ISSUED_TELS: set[str] = set()
+
+
 def random_tel() -> str:
-    return "+4477009" + "".join(random.choice("0123456789") for _ in range(5))
+    """A number no other test of the session has: the fake Twilio's messages are shared, and a
+    reused number would count another test's messages as this one's."""
+    while True:
+        tel = "+4477009" + "".join(random.choice("0123456789") for _ in range(5))
+        if tel not in _ISSUED_TELS:
+            _ISSUED_TELS.add(tel)
+            return tel
 
 
 class Stack:
@@ -71,6 +86,14 @@ class Stack:
         self.twilio = twilio
         self._clients: dict[str, Any] = {}
         self._leftovers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+
+    @property
+    def runner(self) -> Runner:
+        """The local runner, whose records some tests read; they skip where the emulator runs the
+        functions itself (EMULATOR=localstack-docker), which keeps no such records."""
+        if self.cloud.runner is None:
+            pytest.skip(f"needs the local runner's records; {self.cloud.emulator_kind} runs the functions")
+        return self.cloud.runner
 
     def outputs(self, workspace: str = MAIN) -> dict[str, Any]:
         return self.cloud.outputs[workspace]
@@ -182,18 +205,21 @@ class Stack:
     def consumed_events(self, key: str, workspace: str = MAIN) -> list[dict[str, Any]]:
         """EventBridge events that a function received from this queue (through its SQS mapping)."""
         arn = self.queue_arn(key, workspace)
-        assert self.cloud.runner is not None
         found: list[dict[str, Any]] = []
-        for event, _ in list(self.cloud.runner.history):
+        for event, _ in list(self.runner.history):
             for record in (event or {}).get("Records", []) if isinstance(event, dict) else []:
                 if record.get("eventSourceARN") == arn:
                     found.append(json.loads(record["body"]))
         return found
 
     def has_consumer(self, key: str, workspace: str = MAIN) -> bool:
-        assert self.cloud.runner is not None and self.cloud.runner.topology is not None
         arn = self.queue_arn(key, workspace)
-        return any(mapping.source_arn == arn for mapping in self.cloud.runner.topology.mappings)
+        runner = self.cloud.runner
+        if runner is None:  # the emulator polls its own mappings
+            mappings = self.client("lambda").list_event_source_mappings(EventSourceArn=arn)
+            return bool(mappings["EventSourceMappings"])
+        assert runner.topology is not None
+        return any(mapping.source_arn == arn for mapping in runner.topology.mappings)
 
     def routed(self, key: str, message_sid: str, workspace: str = MAIN) -> list[dict[str, Any]]:
         """The events for one message that reached a queue, whether a function consumed them or not."""
@@ -242,6 +268,26 @@ class Stack:
             command, capture_output=True, text=True, env=env, input=stdin, timeout=300, check=False, cwd=REPO
         )
 
+    def settle(self, seconds: float) -> None:
+        """Wait until nothing more can happen, or ``seconds``, whichever comes first: before a test
+        asserts that no second reply, message or event came. Nothing more can happen once the runner
+        has settled (``Runner.settled``: no invocation in flight, no stream record unread or held,
+        no message waiting, delayed or in flight in a queue a function consumes) and the fake Twilio
+        has no status callback to come, both seen twice in a row; a late duplicate would have to
+        come from work one of those shows. Without a runner (EMULATOR=localstack-docker), ``seconds``.
+        """
+        deadline = time.monotonic() + seconds
+        if self.cloud.runner is None:
+            time.sleep(seconds)
+            return
+        quiet = 0
+        while quiet < 2 and time.monotonic() < deadline:
+            settled = self.twilio.lifecycle.pending() == 0 and self.cloud.runner.settled(
+                timeout=max(deadline - time.monotonic(), 0.1)
+            )
+            quiet = quiet + 1 if settled else 0
+            time.sleep(0.1)
+
     @staticmethod
     def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2) -> T:
         deadline = time.monotonic() + timeout
@@ -258,8 +304,10 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if os.environ.get("AWS_ENDPOINT_URL"):
         pytest.fail("AWS_ENDPOINT_URL is set: the e2e suite starts its own emulator")
-    openai = OpenAIFake(port=0)
-    twilio = TwilioFake(port=0)
+    # Lambda containers (EMULATOR=localstack-docker) cannot reach this host's loopback.
+    fakes_host = os.environ.get("AI_COMMS_FAKES_HOST") or "127.0.0.1"
+    openai = OpenAIFake(port=0, host=fakes_host)
+    twilio = TwilioFake(port=0, host=fakes_host)
     openai.start()
     twilio.start()
     fakes = (("openai_base_url", openai.url + "/v1"), ("twilio_api_base_url", twilio.url))

@@ -67,7 +67,7 @@ def test_stop_silences_every_conversation_with_the_customer_until_start(stack: S
     # A later conversation (opened by the customer writing) is silent too, and so is the first one.
     later = stack.conversation(tenant, tel)
     _say(stack, tenant, tel, "hello, anyone?")
-    time.sleep(8)  # debounce (4 s) + a reply, were one sent
+    stack.settle(8)  # debounce (4 s) + a reply, were one sent
     assert _bodies_to(stack, tel) == [OPT_OUT]
     assert stack.consent(tenant, tel).state == "opted_out"  # type: ignore[union-attr]
 
@@ -111,7 +111,7 @@ def test_stop_from_a_customer_without_a_conversation_is_recorded_and_confirmed_o
     _say(stack, tenant, tel, "STOP")
     assert _wait_bodies(stack, tel, 1) == [OPT_OUT]
     _say(stack, tenant, tel, "STOP")
-    time.sleep(8)
+    stack.settle(8)
     assert _bodies_to(stack, tel) == [OPT_OUT]
     repository = ConsentRepository(stack.client("dynamodb"), stack.outputs()["tables"]["consent"])
     [consent] = [
@@ -127,7 +127,7 @@ def test_stop_during_a_handoff_is_recorded_and_confirmed_once_and_people_see_it(
     sid = _say(stack, tenant, tel, "STOP")
     assert _wait_bodies(stack, tel, 1) == [OPT_OUT]
     assert stack.wait_for(lambda: stack.routed("handoff", sid), 20)
-    time.sleep(6)
+    stack.settle(6)
     assert _bodies_to(stack, tel) == [OPT_OUT]
     record = _conversations(stack).get(tel, conversation.conversation_id)
     assert record is not None and record.handoff_to_human
@@ -148,7 +148,7 @@ def test_stop_while_a_reply_is_in_flight_is_recorded_the_reply_stops_and_it_is_c
         _wait_bodies(stack, tel, 1)
     finally:
         stack.openai.set_latency(0)
-    time.sleep(10)
+    stack.settle(10)
     bodies = _bodies_to(stack, tel)
     assert bodies.count(OPT_OUT) == 1
     # The AI's reply to the first message never went out after the STOP was recorded.
@@ -164,7 +164,7 @@ def test_an_inactive_project_sends_nothing_and_still_records_what_comes_in(stack
     conversation = stack.conversation(tenant, tel)
     sid = _say(stack, tenant, tel, "hello?")
     assert stack.wait_for(lambda: stack.routed("handoff", sid), 20)
-    time.sleep(6)
+    stack.settle(6)
     assert _bodies_to(stack, tel) == []
     assert [m.sid for m in stack.history(conversation.conversation_id)] == [sid]
     status, answer = initiate(stack, body_for(tenant, random_tel()), api_key(stack))

@@ -48,7 +48,6 @@ the defaults; `-var reply_retry_base_seconds=2` in the e2e workspace takes about
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,8 +100,7 @@ class Case:
     row_id: str = ""
 
     def proxy(self, function: str) -> CallCounter:
-        assert self.stack.cloud.runner is not None
-        return self.stack.cloud.runner.call_counters[self.stack.outputs()["functions"][function]]
+        return self.stack.runner.call_counters[self.stack.outputs()["functions"][function]]
 
 
 @dataclass(frozen=True)
@@ -305,8 +303,7 @@ def clean(stack: Stack) -> Iterator[None]:
     stack.openai.faults.clear()
     stack.openai.configure(conversation_lock=True)
     stack.twilio.faults.clear()
-    assert stack.cloud.runner is not None
-    for counter in stack.cloud.runner.call_counters.values():
+    for counter in stack.runner.call_counters.values():
         counter.clear_faults()
 
 
@@ -348,7 +345,7 @@ def run_reply_row(stack: Stack, row: Row) -> None:
         assert line["critical_event"] == "post_send_update_failed"
         # A message accepted late shows in the fake only once its delayed answer is written.
         stack.wait_for(lambda: sent_to(stack, customer), WAIT)
-        time.sleep(SETTLE)
+        stack.settle(SETTLE)
         assert len(sent_to(stack, customer)) == 1
         assert len(critical_lines(stack, "reply_processor", conversation_id)) == 1
         return
@@ -361,7 +358,7 @@ def run_reply_row(stack: Stack, row: Row) -> None:
         return item["answered_seq"] >= 1 and item["lease_owner"] is None
 
     stack.wait_for(answered, WAIT)
-    time.sleep(SETTLE)
+    stack.settle(SETTLE)
     [reply] = sent_to(stack, customer)
     assert reply["body"] == f"Thanks! You said: hello from {row.id}"
     item = conversation_item(stack, tel, conversation_id)
@@ -407,14 +404,14 @@ def run_outbound_row(stack: Stack, row: Row) -> None:
         if row.outcome is Outcome.CRITICAL_ONCE:
             [line] = stack.wait_for(lambda: critical_lines(stack, "channel_sender", conversation_id), WAIT)
             assert line["critical_event"] == "post_send_update_failed"
-            time.sleep(SETTLE)  # over one visibility timeout: a retried record would send again
+            stack.settle(SETTLE)  # over one visibility timeout: a retried record would send again
             assert len(sent_to(stack, customer)) == 1
             assert len(critical_lines(stack, "channel_sender", conversation_id)) == 1
             return
 
         stack.wait_for(lambda: sent_to(stack, customer), WAIT)
         stack.wait_for(lambda: conversation_item(stack, tel, conversation_id)["status"] == "active", WAIT)
-        time.sleep(SETTLE)
+        stack.settle(SETTLE)
     [message] = sent_to(stack, customer)
     assert message["content_sid"] == CONTENT_SID
     assert critical_lines(stack, "channel_sender", conversation_id) == []
@@ -434,10 +431,9 @@ def test_fault(stack: Stack, clean: None, row: Row) -> None:
         run_reply_row(stack, row)
     else:
         run_outbound_row(stack, row)
-    assert stack.cloud.runner is not None
     leftover = {
         name: counter.pending_faults()
-        for name, counter in stack.cloud.runner.call_counters.items()
+        for name, counter in stack.runner.call_counters.items()
         if counter.pending_faults()
     }
     assert leftover == {}, f"injected faults never reached: {leftover}"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -21,7 +19,7 @@ from ai_comms.providers.twilio_signature import sign
 from ai_comms.store.conversations import ConversationRepository
 from local_cloud.seeding import SeededTenant
 
-from .conftest import MAIN, Stack
+from .conftest import MAIN, Stack, random_tel
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +124,7 @@ def test_a_signed_unicode_reply_is_the_positive_control(
 ) -> None:
     tenant, tel = target
     body = "Olá 🙂 — مرحبا \u202e\r\nline two & a=b %00"
-    form = stack.webhook_form(tenant, "+4477009" + str(uuid.uuid4().int)[:5], body)
+    form = stack.webhook_form(tenant, random_tel(), body)
     assert stack.post_webhook(form, tenant)[0] == 200
     # A first message from a new customer opens a conversation the AI answers (first_contact "ai").
     events = stack.wait_for(lambda: stack.routed("whatsapp-ai-reply", form["MessageSid"]), 20)
@@ -138,7 +136,7 @@ def test_no_refused_request_left_a_trace(stack: Stack, target: tuple[SeededTenan
     """Runs after the fuzz test: none of its message ids reached a queue, a function or the record."""
     tenant, tel = target
     assert SIDS, "the fuzz test did not run first"
-    time.sleep(2)  # longer than any hop of an accepted request before it reaches a queue
+    stack.settle(2)  # longer than any hop of an accepted request before it reaches a queue
     for key in QUEUES:
         for sid in SIDS:
             assert stack.routed(key, sid) == [], (key, sid)

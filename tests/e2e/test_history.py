@@ -175,7 +175,7 @@ def test_a_whatsapp_message_of_4096_characters_in_any_script_is_accepted_and_ans
 def test_put_events_failing_after_the_store_loses_nothing_and_replies_once(stack: Stack) -> None:
     tenant = stack.tenant()
     conversation = stack.conversation(tenant)
-    relay = stack.cloud.runner.call_counters[stack.outputs()["functions"]["outbox_relay"]]  # type: ignore[union-attr]
+    relay = stack.runner.call_counters[stack.outputs()["functions"]["outbox_relay"]]
     # Every attempt the SDK makes for three relay invocations: the stream retries the record.
     relay.inject("events.PutEvents", status=500, count=9, match=conversation.conversation_id)
     started = time.monotonic()
@@ -184,7 +184,7 @@ def test_put_events_failing_after_the_store_loses_nothing_and_replies_once(stack
 
     _wait_answered(stack, conversation.recipient_tel, conversation.conversation_id, 1)
     assert relay.faulted["events.PutEvents"] >= 3
-    time.sleep(6)  # a duplicate event would be answered within a debounce window
+    stack.settle(6)  # a duplicate event would be answered within a debounce window
     replies = _replies_to(stack, conversation.customer_address)
     assert [r["body"] for r in replies] == ["Thanks! You said: is my message safe?"]
     assert [m.sid for m in stack.history(conversation.conversation_id) if m.direction == "inbound"] == [sid]
@@ -265,6 +265,6 @@ def test_a_replay_and_redelivered_events_add_no_reply(stack: Stack) -> None:
         stack.client("sqs").send_message(
             QueueUrl=stack.queue_url("whatsapp-ai-reply"), MessageBody=json.dumps(event)
         )
-    time.sleep(10)  # debounce (4 s) + processing of every copy
+    stack.settle(10)  # debounce (4 s) + processing of every copy
     replies = _replies_to(stack, conversation.customer_address)
     assert [r["body"] for r in replies] == ["Thanks! You said: answer me once"]

@@ -1,7 +1,6 @@
 """Inbound replies over real HTTP: signed webhook -> API -> webhook Lambda -> EventBridge -> queues."""
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ ROUTE_SETTLE = 6.0
 
 def only_event(stack: Stack, key: str, sid: str, workspace: str = MAIN) -> dict[str, Any]:
     events = stack.wait_for(lambda: stack.routed(key, sid, workspace), ROUTE_WAIT)
-    time.sleep(0.5)  # a late duplicate would show up here
+    stack.settle(0.5)  # a late duplicate would show up here
     events = stack.routed(key, sid, workspace)
     assert len(events) == 1, events
     return events[0]
@@ -89,10 +88,10 @@ def test_a_customer_who_writes_first_is_answered_as_the_first_contact_policy_say
         assert opened.status == "handed_off" and opened.handoff_to_human
     else:
         assert opened.status == "ignored"
-        time.sleep(ROUTE_SETTLE)
+        stack.settle(ROUTE_SETTLE)
         assert stack.routed("handoff", form["MessageSid"]) == []
     assert stack.routed("whatsapp-ai-reply", form["MessageSid"]) == []
-    time.sleep(ROUTE_SETTLE)
+    stack.settle(ROUTE_SETTLE)
     assert [m for m in stack.twilio.messages() if m["to"] == customer] == []
     # The AI never saw it: no AI conversation was opened for it.
     assert conversations.get(tel, opened.conversation_id).ai_conversation_id is None  # type: ignore[union-attr]
@@ -107,7 +106,7 @@ def test_bad_signature_is_refused_and_nothing_is_queued(stack: Stack, signature:
     status, _ = stack.post_webhook(form, tenant, signature=signature)
 
     assert status == 403
-    time.sleep(2)
+    stack.settle(2)
     for key in ("whatsapp-ai-reply", "handoff", "sms-ai-reply", "events-dlq"):
         assert stack.routed(key, form["MessageSid"]) == []
     assert json.loads(json.dumps(stack.outputs()["queues"]))  # every queue checked above exists
@@ -134,7 +133,7 @@ def test_base64_flagged_body_is_accepted(stack: Stack) -> None:
 
     event = only_event(stack, "whatsapp-ai-reply", form["MessageSid"], SIDE)
     assert event["detail"]["body"] == "Encoded hello ✓"
-    flagged = [e for e, _ in stack.cloud.runner.history if isinstance(e, dict) and e.get("isBase64Encoded")]
+    flagged = [e for e, _ in stack.runner.history if isinstance(e, dict) and e.get("isBase64Encoded")]
     assert flagged, "the API front did not base64-encode the body"
 
 

@@ -60,8 +60,7 @@ def read_records(stack: Stack, people: list[Customer]) -> dict[str, Conversation
 
 
 def aws_calls(stack: Stack, function: str) -> int:
-    assert stack.cloud.runner is not None
-    counter = stack.cloud.runner.call_counters.get(function)
+    counter = stack.runner.call_counters.get(function)
     return sum(counter.snapshot().values()) if counter else 0
 
 
@@ -86,7 +85,7 @@ def dead_letters(stack: Stack, sids: set[str]) -> list[str]:
 
 
 def test_load_every_message_stored_routed_and_answered_once(stack: Stack, tmp_path: Path) -> None:
-    runner = stack.cloud.runner
+    runner = stack.runner
     assert runner is not None
     tenant = stack.tenant()
     people = customers(stack, tenant)
@@ -117,7 +116,7 @@ def test_load_every_message_stored_routed_and_answered_once(stack: Stack, tmp_pa
         time.sleep(2)
         records = read_records(stack, people)
     answered_after_s = time.monotonic() - sending_done
-    time.sleep(6)  # a stray second reply or late redelivery would show up by now
+    stack.settle(6)  # a stray second reply or late redelivery would show up by now
     records = read_records(stack, people)
 
     addresses = {person.address: person.tel for person in people}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -83,7 +82,7 @@ def test_dlq_redrive_moves_a_failed_reply_back_and_it_is_answered_once(stack: St
     tenant = stack.tenant()
     conversation = stack.conversation(tenant)
     tel, conversation_id = conversation.recipient_tel, conversation.conversation_id
-    processor = stack.cloud.runner.call_counters[stack.outputs()["functions"]["reply_processor"]]
+    processor = stack.runner.call_counters[stack.outputs()["functions"]["reply_processor"]]
     # Not retried by the SDK: one fault per receive, three receives, then the DLQ. The conversation
     # is not marked failed (a transient failure), so a redrive can answer it.
     processor.inject(
@@ -125,7 +124,7 @@ def test_dlq_redrive_moves_a_failed_reply_back_and_it_is_answered_once(stack: St
 
     [reply] = stack.wait_for(lambda: replies_to(stack, conversation.customer_address), REPLY_WAIT)
     wait_answered(stack, tel, conversation_id, 1)
-    time.sleep(5)
+    stack.settle(5)
     assert len(replies_to(stack, conversation.customer_address)) == 1
     assert reply["body"] == "Thanks! You said: please answer me eventually"
     assert not in_dlq(stack, "whatsapp-ai-reply", conversation_id)
@@ -151,7 +150,7 @@ def test_replay_of_the_last_hour_sends_no_second_reply(stack: Stack) -> None:
     assert stack.post_webhook(form, tenant)[0] == 200
     stack.wait_for(lambda: replies_to(stack, conversation.customer_address), REPLY_WAIT)
     wait_answered(stack, tel, conversation_id, 1)
-    time.sleep(2)
+    stack.settle(2)
     before = Counter(m["to"] for m in stack.twilio.messages())
     sid = form["MessageSid"]
 
@@ -168,7 +167,7 @@ def test_replay_of_the_last_hour_sends_no_second_reply(stack: Stack) -> None:
         return len([e for e in consumed if e["detail"].get("message_sid") == sid]) >= 2
 
     stack.wait_for(delivered_twice, 60.0, interval=0.5)
-    time.sleep(8)  # the rest of the replayed hour settles (debounce windows, sender, processor)
+    stack.settle(8)  # the rest of the replayed hour settles (debounce windows, sender, processor)
 
     after = Counter(m["to"] for m in stack.twilio.messages())
     extra = {to: after[to] - before[to] for to in before if after[to] > before[to]}

@@ -136,15 +136,15 @@ def test_valid_key_sends_the_template_and_the_reply_continues_the_ai_conversatio
 def test_missing_or_wrong_key_is_403_and_nothing_is_published(stack: Stack, key: str | None) -> None:
     tenant = stack.tenant(template=TEMPLATE)
     body = body_for(tenant, random_tel())
-    invocations = len(stack.cloud.runner.stats)
+    invocations = len(stack.runner.stats)
 
     status, _ = initiate(stack, body, key)
 
     assert status == 403
-    time.sleep(2)
+    stack.settle(2)
     assert requested(stack, body["request_id"]) == []
     initiate_fn = stack.outputs()["functions"]["initiate_conversation"]
-    assert not [i for i in stack.cloud.runner.stats[invocations:] if i.function_name == initiate_fn]
+    assert not [i for i in stack.runner.stats[invocations:] if i.function_name == initiate_fn]
 
 
 def test_refusals_name_their_reason(stack: Stack) -> None:
@@ -171,7 +171,7 @@ def test_refusals_name_their_reason(stack: Stack) -> None:
         )[0]
         == 413
     )
-    time.sleep(2)
+    stack.settle(2)
     assert sent_to(stack, "whatsapp:" + tel) == []
 
 
@@ -196,7 +196,7 @@ def test_same_request_id_twice_and_concurrently_sends_one_message(stack: Stack) 
     assert len(accepted) == 1 and answers[-1][0] == 202
     assert all(s in {202, 409} for s, _ in answers)
     stack.wait_for(lambda: sent_to(stack, "whatsapp:" + tel), SEND_WAIT)
-    time.sleep(3)  # a duplicate would have been sent by now
+    stack.settle(3)  # a duplicate would have been sent by now
     assert len(sent_to(stack, "whatsapp:" + tel)) == 1
 
 
@@ -210,7 +210,7 @@ def test_openai_failing_twice_then_recovering_sends_one_message(stack: Stack) ->
 
     assert status == 202
     stack.wait_for(lambda: sent_to(stack, "whatsapp:" + tel), SEND_WAIT)
-    time.sleep(2)
+    stack.settle(2)
     assert len(sent_to(stack, "whatsapp:" + tel)) == 1
     assert record(stack, tel, answer["conversation_id"])["status"] == "active"
 
@@ -283,7 +283,7 @@ def test_a_run_longer_than_the_visibility_timeout_is_processed_once(stack: Stack
     # The send is not the end of the run: the runner records a delivery when its invocation returns
     # (after the final write). Then wait two more visibility timeouts, so a redelivery would show.
     stack.wait_for(deliveries, SEND_WAIT)
-    time.sleep(4)
+    stack.settle(4)
     assert len(deliveries()) == 1
     assert record(stack, tel, answer["conversation_id"])["template_sid"] == message["sid"]
 

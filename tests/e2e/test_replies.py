@@ -91,8 +91,8 @@ class Chat:
         return self.stack.wait_for(answered, timeout)
 
     def settle(self, seconds: float = 6.0) -> None:
-        """Long enough for a stray delayed event (debounce) or a duplicate to show up."""
-        time.sleep(seconds)
+        """Until a stray delayed event (debounce) or a duplicate would have shown up (Stack.settle)."""
+        self.stack.settle(seconds)
 
     def update(self, expression: str, values: dict[str, Any]) -> None:
         self.stack.client("dynamodb").update_item(
@@ -139,7 +139,7 @@ def test_signed_webhook_gets_the_ai_reply_and_the_history_holds_both(chat: Chat)
 def test_only_the_runner_receives_from_the_queues_it_plays(chat: Chat) -> None:
     # The emulator's own mappings are off while the runner plays them: moto would receive each
     # message itself (failing it for want of Docker), LocalStack's pollers would consume it.
-    runner = chat.stack.cloud.runner
+    runner = chat.stack.runner
     assert runner is not None and runner.topology is not None and runner.topology.mappings
     lam = chat.stack.client("lambda")
     states = {lam.get_event_source_mapping(UUID=m.uuid)["State"] for m in runner.topology.mappings}
@@ -160,6 +160,18 @@ def test_only_the_runner_receives_from_the_queues_it_plays(chat: Chat) -> None:
     chat.stack.wait_for(records, REPLY_WAIT)
     # Delayed by the debounce window, then received once: by the runner's poller.
     assert [r["attributes"]["ApproximateReceiveCount"] for r in records()] == ["1"]
+
+
+def test_the_runner_has_not_settled_while_a_reply_is_on_its_way(chat: Chat) -> None:
+    # What Stack.settle waits for: a message in its debounce window is work still to come.
+    runner = chat.stack.runner
+    chat.says("is anything still on its way?")
+    assert not runner.settled()
+    chat.wait_replies(1)
+    chat.wait_answered(1)
+    # Then everything it started finishes and nothing is left: settled, within a bound.
+    chat.stack.wait_for(runner.settled, REPLY_WAIT)
+    assert len(chat.replies()) == 1
 
 
 def test_five_messages_in_two_seconds_get_one_ai_call_and_one_reply(chat: Chat) -> None:

@@ -16,7 +16,6 @@ cut short or refused; Twilio's refusals by code, delivery statuses after the 201
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,7 +84,7 @@ def test_a_locked_conversation_is_answered_once(stack: Stack) -> None:
     stack.openai.script({"error": "conversation_locked"}, {"text": "Here you are."})
     say(stack, tenant, tel, "hello")
     stack.wait_for(lambda: answered(stack, tel, conversation.conversation_id), REPLY_WAIT)
-    time.sleep(2)
+    stack.settle(2)
     assert bodies(stack, tel) == ["Here you are."]
     ai_id = conversation_of(stack, tel, conversation.conversation_id).ai_conversation_id
     assert user_inputs(stack, ai_id) == ["hello"]
@@ -101,7 +100,7 @@ def test_an_answer_cut_short_twice_hands_over_with_the_input_on_the_ai_conversat
     stack.openai.script(cut, cut)
     say(stack, tenant, tel, "tell me everything")
     stack.wait_for(lambda: answered(stack, tel, conversation.conversation_id), REPLY_WAIT)
-    time.sleep(2)
+    stack.settle(2)
     assert bodies(stack, tel) == [NOTICE]
     current = conversation_of(stack, tel, conversation.conversation_id)
     assert current.status == "handed_off" and current.handoff_detail == "incomplete:max_output_tokens"
@@ -147,7 +146,7 @@ def test_a_full_sender_queue_is_retried_into_one_template(stack: Stack) -> None:
     stack.wait_for(
         lambda: record(stack, tel, answer["conversation_id"]).get("status") == "active", REPLY_WAIT
     )
-    time.sleep(3)
+    stack.settle(3)
     assert len(sent_to(stack, "whatsapp:" + tel)) == 1
     assert "21611" in record(stack, tel, answer["conversation_id"]).get("last_error", "21611")
 
@@ -276,7 +275,7 @@ def test_ops_retry_answers_an_undelivered_reply_once(stack: Stack) -> None:
 
     stack.wait_for(lambda: bodies(stack, tel).count(echo) == 2, REPLY_WAIT)
     stack.wait_for(lambda: answered(stack, tel, conversation_id), REPLY_WAIT)
-    time.sleep(6)  # a second answer would be sent by now
+    stack.settle(6)  # a second answer would be sent by now
     assert bodies(stack, tel).count(echo) == 2
     current = conversation_of(stack, tel, conversation_id)
     assert current.status == "active" and not current.handoff_to_human

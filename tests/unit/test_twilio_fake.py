@@ -289,6 +289,7 @@ def test_a_whatsapp_message_reports_sent_delivered_read_with_signed_callbacks(
     wait_until(lambda: len(callbacks.received) == 3)
     assert callbacks.statuses() == ["sent", "delivered", "read"]
     assert all(verify(r, url) for r in callbacks.received)
+    wait_until(lambda: twilio_fake.lifecycle.pending() == 0)  # nothing after "read"
     sent, delivered, read = (r.form for r in callbacks.received)
     assert sent["MessageSid"] == sent["SmsSid"] == message.sid
     assert {k: sent[k] for k in ("AccountSid", "From", "To", "ApiVersion", "ChannelPrefix", "SmsStatus")} == {
@@ -310,6 +311,15 @@ def test_a_whatsapp_message_reports_sent_delivered_read_with_signed_callbacks(
     assert fetched.status == "read" and fetched.date_sent is not None and fetched.error_code is None
     assert twilio_fake.messages()[0]["status"] == "read"
     assert [c["ok"] for c in twilio_fake.callbacks()] == [True, True, True]
+
+
+def test_status_steps_still_to_come_are_pending(callbacks: CallbackServer) -> None:
+    with TwilioFake(port=0, accounts={ACCOUNT_SID: AUTH_TOKEN}, status_interval_seconds=30) as fake:
+        client = twilio_client(fake)
+        client.messages.create(to=CUSTOMER, from_=COMPANY, body="hello", status_callback=callbacks.url())
+        assert fake.lifecycle.pending() == 1  # "sent" is due in 30 s; the later steps follow it
+        fake.lifecycle.clear()
+        assert fake.lifecycle.pending() == 0
 
 
 def test_an_sms_ends_delivered(twilio_fake: TwilioFake, callbacks: CallbackServer) -> None:

@@ -22,6 +22,7 @@ resource "aws_api_gateway_rest_api" "this" {
   name               = var.name
   description        = var.description
   binary_media_types = var.binary_media_types
+  tags               = var.tags
 
   endpoint_configuration {
     types = ["REGIONAL"]

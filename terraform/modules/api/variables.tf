@@ -40,6 +40,12 @@ variable "binary_media_types" {
   default     = []
 }
 
+variable "tags" {
+  description = "Tags of the REST API, beside the provider's default tags."
+  type        = map(string)
+  default     = {}
+}
+
 variable "xray_tracing_enabled" {
   description = "Trace requests through the stage with X-Ray."
   type        = bool
