@@ -42,7 +42,6 @@ from ai_comms.critical import log_post_send_failure
 from ai_comms.delivery.callback_url import status_callback_url
 from ai_comms.errors import BadRequest, Conflict, RequestError, RetryLater
 from ai_comms.masking import mask_address
-from ai_comms.models.consent import ConsentChange
 from ai_comms.models.conversation import Conversation
 from ai_comms.models.conversations_api import AgentMessageAccepted, AgentMessageRequest
 from ai_comms.models.message import UNKNOWN_SID, Message
@@ -304,15 +303,8 @@ class AgentMessageSender:
 
     def _record_blocked(self, conversation: Conversation, error: SendFailed) -> None:
         """Twilio 21610: the customer blocked the sender; recorded as their consent, as a reply does."""
-        change = ConsentChange.blocked(error.code, conversation.conversation_id, iso(utc_now()))
         try:
-            self._consent.change(
-                conversation.company_address,
-                conversation.customer_address,
-                conversation.company_id,
-                conversation.project_id,
-                change,
-            )
+            self._consent.record_blocked(conversation, error.code, iso(utc_now()))
         except _STORE_ERRORS as failure:
             logger.error("blocked recipient not recorded", extra={"error": type(failure).__name__})
 

@@ -20,7 +20,6 @@ from ai_comms.clock import iso, utc_now
 from ai_comms.critical import log_post_send_failure
 from ai_comms.delivery.callback_url import status_callback_url
 from ai_comms.masking import mask_address
-from ai_comms.models.consent import ConsentChange
 from ai_comms.models.conversation import Conversation, PendingReply
 from ai_comms.models.events import HandoffRequested
 from ai_comms.models.message import UNKNOWN_SID, Message
@@ -387,15 +386,8 @@ class ReplyDelivery:
         return HandOver("reply_undelivered", detail, event)
 
     def _record_blocked(self, conversation: Conversation, refused: SendFailed) -> None:
-        change = ConsentChange.blocked(refused.code, conversation.conversation_id, iso(utc_now()))
         try:
-            self._consent.change(
-                conversation.company_address,
-                conversation.customer_address,
-                conversation.company_id,
-                conversation.project_id,
-                change,
-            )
+            self._consent.record_blocked(conversation, refused.code, iso(utc_now()))
         except (ClientError, BotoCoreError, TransactionCancelled) as error:
             # Twilio keeps refusing them; the next reply tries to record it again.
             logger.error("blocked recipient not recorded", extra={"error": type(error).__name__})

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ai_comms.models.consent import Consent, ConsentChange, ConsentState
+from ai_comms.models.conversation import Conversation
 from ai_comms.store.dynamo import TransactionCancelled, from_item, to_item, to_value, transact_write
 
 HISTORY_SEPARATOR = "#"
@@ -93,6 +94,17 @@ class ConsentRepository:
             },
             {"Put": {"TableName": self.table, "Item": history}},
         ]
+
+    def record_blocked(self, conversation: Conversation, code: int | None, at: str) -> bool:
+        """Twilio refused a send in ``conversation`` because the customer blocked the sender (21610):
+        recorded as their consent with the tenant's number (``ConsentChange.blocked``)."""
+        return self.change(
+            conversation.company_address,
+            conversation.customer_address,
+            conversation.company_id,
+            conversation.project_id,
+            ConsentChange.blocked(code, conversation.conversation_id, at),
+        )
 
     def change(
         self,
