@@ -255,6 +255,8 @@ class LocalCloud(Stops):
                 self.terraform.destroy(workspace, endpoints)
             except TerraformError:  # report it and go on with the other workspaces
                 LOG.exception("destroying workspace %s failed; its resources remain", workspace.name)
+                continue
+            self.terraform.forget(workspace.name)
 
     def _local_vars(
         self, workspace: Workspace, api_port: int, emulator: EmulatorBase

@@ -110,7 +110,7 @@ def test_resource_policies_admit_no_one_unconditionally(stack: Stack) -> None:
 
 def function_log_lines(stack: Stack) -> list[tuple[str, int, str]]:
     """Every line the functions wrote (the emulator's own log is not function output)."""
-    log_dir = Path(stack.cloud.work_dir) / "logs"
+    log_dir = Path(stack.runner.log_dir or stack.cloud.work_dir / "logs")  # the runner writes them
     lines: list[tuple[str, int, str]] = []
     for path in sorted(log_dir.glob("*.log")):
         if path.name == "emulator.log":

@@ -64,6 +64,16 @@ def stage_updates() -> dict[str, Any]:
         caller.start()
         outcome["ran_while_another_update_held_the_stage"] = finished.wait(0.3)
     outcome["ran_after"] = finished.wait(5)
+    removed, rest = api_gateway.method_removals(
+        [
+            {"op": "remove", "path": "/whatsapp/status/POST"},
+            {"op": "remove", "path": "/conversations~1{conversation_id}/GET"},
+            {"op": "remove", "path": "/*/*"},
+            {"op": "replace", "path": "/whatsapp/POST/throttling/burstLimit", "value": "7"},
+        ]
+    )
+    outcome["removed_by_the_hook"] = removed
+    outcome["left_to_localstack"] = [operation["path"] for operation in rest]
     return outcome
 
 

@@ -70,6 +70,10 @@ def test_s3_objects_stay_under_the_filesystem_root_with_the_hook(found: dict[str
     # UpdateStage waits while another holds the stage, then runs.
     assert found["stage"]["ran_while_another_update_held_the_stage"] is False
     assert found["stage"]["ran_after"] is True
+    # A destroy removes each route's settings whole; LocalStack itself only takes */* that way.
+    removed = ["whatsapp/status/POST", "conversations/{conversation_id}/GET"]
+    assert found["stage"]["removed_by_the_hook"] == removed
+    assert found["stage"]["left_to_localstack"] == ["/*/*", "/whatsapp/POST/throttling/burstLimit"]
     storage = found["s3_storage"]
     assert storage["before"] == "/tmp/localstack-s3-storage"
     assert storage["after"] == storage["tmp"] + "/s3-storage"

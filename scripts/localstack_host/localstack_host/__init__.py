@@ -14,7 +14,9 @@
   host (127.0.0.1 for the local cloud), so the emulator is not reachable from the network.
 * ``keep_nested_method_settings`` (an ``on_infra_start`` hook): per-route method settings (throttles)
   of nested resources (``whatsapp/status/POST``) are dropped by the moto LocalStack serves API
-  Gateway from, and the apply fails reading them back; see localstack_host.method_settings.
+  Gateway from, and the apply fails reading them back; see localstack_host.method_settings. It
+  also serialises UpdateStage and removes one route's settings as AWS does (``terraform destroy``);
+  see localstack_host.api_gateway.
 * ``finish_connection_authorization`` (an ``on_infra_start`` hook): an EventBridge connection with
   OAuth client credentials never leaves ``AUTHORIZING`` and the apply times out waiting for it;
   see localstack_host.connections.
