@@ -73,12 +73,7 @@ def extend(
             body=text(seq),
             at=iso(asked),
             expires_at=expires_at,
-            channel=conversation.channel,
-            company_id=conversation.company_id,
-            project_id=conversation.project_id,
-            recipient_tel=conversation.recipient_tel,
-            customer_address=conversation.customer_address,
-            company_address=conversation.company_address,
+            **conversation.parties(),
         )
         reply = ai.reply(api_key, project.ai, Turn(conversation.ai_conversation_id, ai_text(inbound)))
         batch = int(answered.timestamp() * 1000)

@@ -211,12 +211,7 @@ class InboundService:
             content=content,
             expires_at=expires_at,
             route=route,
-            channel=conversation.channel,
-            company_id=conversation.company_id,
-            project_id=conversation.project_id,
-            recipient_tel=conversation.recipient_tel,
-            customer_address=conversation.customer_address,
-            company_address=conversation.company_address,
+            **conversation.parties(),
             consent_change=keyword,
         )
         record = conversation

@@ -113,6 +113,17 @@ class Conversation(BaseModel):
     updated_at: str
     expires_at: int | None = None
 
+    def parties(self) -> dict[str, str]:
+        """Who the conversation is between, as every message and event about it names them."""
+        return {
+            "channel": self.channel,
+            "company_id": self.company_id,
+            "project_id": self.project_id,
+            "recipient_tel": self.recipient_tel,
+            "customer_address": self.customer_address,
+            "company_address": self.company_address,
+        }
+
     @staticmethod
     def sort_key_for(company_address: str, created_at: str) -> str:
         """The local-index sort key: latest conversation per (customer, company address) in one Query."""

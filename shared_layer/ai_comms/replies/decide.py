@@ -229,13 +229,8 @@ class ReplyDecider:
         """Free-form replies are over: nothing is sent; ReplyWindowClosed tells who can send a template."""
         self._publisher.publish(
             ReplyWindowClosed(
-                channel=conversation.channel,
-                company_id=conversation.company_id,
-                project_id=conversation.project_id,
                 conversation_id=conversation.conversation_id,
-                recipient_tel=conversation.recipient_tel,
-                customer_address=conversation.customer_address,
-                company_address=conversation.company_address,
+                **conversation.parties(),
                 upto_seq=upto,
                 last_inbound_at=conversation.last_inbound_at or "",
                 detected_at=iso(now),

@@ -317,14 +317,9 @@ class ReplyDelivery:
 
     def _publish_handoff(self, conversation: Conversation, pending: PendingReply) -> None:
         event = HandoffRequested(
-            channel=conversation.channel,
+            **conversation.parties(),
             handoff_id=f"{conversation.conversation_id}#{pending.upto_seq}",
-            company_id=conversation.company_id,
-            project_id=conversation.project_id,
             conversation_id=conversation.conversation_id,
-            recipient_tel=conversation.recipient_tel,
-            customer_address=conversation.customer_address,
-            company_address=conversation.company_address,
             upto_seq=pending.upto_seq,
             reason=pending.handoff_reason or "ai_action",
             detail=pending.handoff_detail,
@@ -370,14 +365,9 @@ class ReplyDelivery:
             return None
         detail = f"refused:{refused.code}"
         event = HandoffRequested(
-            channel=conversation.channel,
+            **conversation.parties(),
             handoff_id=f"{conversation.conversation_id}#refused#{pending.upto_seq}#{pending.batch}",
-            company_id=conversation.company_id,
-            project_id=conversation.project_id,
             conversation_id=conversation.conversation_id,
-            recipient_tel=conversation.recipient_tel,
-            customer_address=conversation.customer_address,
-            company_address=conversation.company_address,
             upto_seq=pending.upto_seq,
             reason="reply_undelivered",
             detail=detail,
